@@ -1,0 +1,30 @@
+# The two commands of the README:
+#   make demo   builds everything and runs the demo
+#   make test   sets up the machine and runs every check and test
+# Both install what they need (tests/setup.sh) and can be run again safely.
+
+COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
+
+.PHONY: demo test setup component lint test-rust test-c
+
+demo: setup component
+	cargo run -p twofold-core --example lifecycle
+
+test: setup lint component test-rust test-c
+	@echo "make test: all checks passed"
+
+setup:
+	@tests/setup.sh
+
+component:
+	wasm-component/build.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+test-rust: component
+	cargo test --workspace
+
+test-c:
+	ffi/tests/run-c-tests.sh

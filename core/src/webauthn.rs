@@ -1,0 +1,228 @@
+//! The WebAuthn relying party, over webauthn-rs-core. Options leave as WebAuthn Level 3 JSON
+//! (the `publicKey` member); credentials arrive as the browser's `credential.toJSON()`.
+//!
+//! Challenges: webauthn-rs-core draws them from its own RNG; every challenge is replaced here
+//! with bytes from the host's [`Environment`] before options or state leave this module, so
+//! the engine's output depends only on what the host gives it.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use url::Url;
+use webauthn_rs_core::WebauthnCore;
+use webauthn_rs_core::error::WebauthnError;
+use webauthn_rs_core::proto::{
+    AttestationConveyancePreference, AuthenticationResult, AuthenticationState, COSEAlgorithm,
+    Credential, CredentialID, PublicKeyCredential, RegisterPublicKeyCredential, RegistrationState,
+    UserVerificationPolicy,
+};
+
+use crate::config::{Config, UserVerification};
+use crate::error::{Error, Result};
+use crate::secrets::{b64url, random};
+use crate::storage::Environment;
+
+/// Why an assertion failed, for the audit log.
+pub(crate) enum AssertionFailure {
+    /// A non-zero counter that did not increase (P6).
+    CounterRegression,
+    /// Anything else: signature, challenge, origin, RP ID, flags.
+    Invalid(String),
+}
+
+pub(crate) struct RelyingParty {
+    core: WebauthnCore,
+    policy: UserVerificationPolicy,
+}
+
+impl RelyingParty {
+    pub(crate) fn new(config: &Config) -> Result<RelyingParty> {
+        let origins = config
+            .origins
+            .iter()
+            .map(|o| {
+                Url::parse(o).map_err(|e| Error::invalid(format!("origin {o:?} is not a URL: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let timeout = Duration::from_secs(
+            config
+                .registration_ttl_secs
+                .min(config.pending_sign_in_ttl_secs),
+        );
+        let core = WebauthnCore::new_unsafe_experts_only(
+            &config.rp_name,
+            &config.rp_id,
+            origins,
+            timeout,
+            None,
+            None,
+        );
+        let policy = match config.user_verification {
+            UserVerification::Required => UserVerificationPolicy::Required,
+            UserVerification::Preferred => UserVerificationPolicy::Preferred,
+            UserVerification::Discouraged => UserVerificationPolicy::Discouraged_DO_NOT_USE,
+        };
+        Ok(RelyingParty { core, policy })
+    }
+
+    /// Creation options (P1) and the state to keep until finish.
+    pub(crate) fn start_registration(
+        &self,
+        env: &dyn Environment,
+        user_handle: &[u8],
+        user_name: &str,
+        exclude: Vec<CredentialID>,
+    ) -> Result<(Value, RegistrationState)> {
+        let builder = self
+            .core
+            .new_challenge_register_builder(user_handle, user_name, user_name)
+            .map_err(|e| Error::internal(format!("webauthn: {e}")))?
+            .attestation(AttestationConveyancePreference::None)
+            .user_verification_policy(self.policy)
+            .exclude_credentials(Some(exclude))
+            .credential_algorithms(vec![
+                COSEAlgorithm::ES256,
+                COSEAlgorithm::EDDSA,
+                COSEAlgorithm::RS256,
+            ])
+            .require_resident_key(false);
+        let (mut options, state) = self
+            .core
+            .generate_challenge_register(builder)
+            .map_err(|e| Error::internal(format!("webauthn: {e}")))?;
+        let challenge = random::<32>(env)?;
+        options.public_key.challenge = challenge.to_vec();
+        let state = replace_challenge(&state, &challenge)?;
+        let mut json = serde_json::to_value(&options.public_key).map_err(Error::internal)?;
+        strip_nulls(&mut json);
+        if let Some(selection) = json
+            .get_mut("authenticatorSelection")
+            .and_then(Value::as_object_mut)
+        {
+            selection.insert("residentKey".into(), "preferred".into());
+            selection.insert("requireResidentKey".into(), false.into());
+        }
+        Ok((json, state))
+    }
+
+    /// Verifies an attestation against its ceremony (P2).
+    pub(crate) fn finish_registration(
+        &self,
+        reg: &RegisterPublicKeyCredential,
+        state: &RegistrationState,
+    ) -> Result<Credential> {
+        if reg.type_ != "public-key" {
+            return Err(Error::InvalidPasskey(
+                "credential type is not public-key".into(),
+            ));
+        }
+        let mut credential = self
+            .core
+            .register_credential(reg, state, None)
+            .map_err(|e| Error::InvalidPasskey(describe(&e)))?;
+        // Transports are hints for allowCredentials (P4 lists them); the library keeps them
+        // only from trusted attestation, so keep what the browser reported.
+        if credential.transports.is_none() {
+            credential.transports = reg.response.transports.clone();
+        }
+        Ok(credential)
+    }
+
+    /// Request options for the user's passkeys (S2) and the state to keep until step two.
+    pub(crate) fn start_authentication(
+        &self,
+        env: &dyn Environment,
+        credentials: Vec<Credential>,
+    ) -> Result<(Value, AuthenticationState)> {
+        let builder = self
+            .core
+            .new_challenge_authenticate_builder(credentials, Some(self.policy))
+            .map_err(|e| Error::internal(format!("webauthn: {e}")))?
+            .allow_backup_eligible_upgrade(true);
+        let (mut options, state) = self
+            .core
+            .generate_challenge_authenticate(builder)
+            .map_err(|e| Error::internal(format!("webauthn: {e}")))?;
+        let challenge = random::<32>(env)?;
+        options.public_key.challenge = challenge.to_vec();
+        let state = replace_challenge(&state, &challenge)?;
+        let mut json = serde_json::to_value(&options.public_key).map_err(Error::internal)?;
+        strip_nulls(&mut json);
+        Ok((json, state))
+    }
+
+    /// Verifies an assertion against the stored credential it names (S3, P6, P7).
+    ///
+    /// Synced passkeys may flip their backup-eligible flag after registration; P7 accepts
+    /// that, so the stored flag is aligned with the assertion's before verification, and the
+    /// caller stores the new flags.
+    pub(crate) fn finish_authentication(
+        &self,
+        assertion: &PublicKeyCredential,
+        state: &AuthenticationState,
+        stored: &Credential,
+    ) -> std::result::Result<AuthenticationResult, AssertionFailure> {
+        let mut credential = stored.clone();
+        if let Some(flags) = assertion.response.authenticator_data.get(32) {
+            credential.backup_eligible = flags & 0x08 != 0;
+        }
+        match self
+            .core
+            .authenticate_single_credential(assertion, state, &credential)
+        {
+            Ok(result) => Ok(result),
+            Err(WebauthnError::CredentialPossibleCompromise) => {
+                Err(AssertionFailure::CounterRegression)
+            }
+            Err(e) => Err(AssertionFailure::Invalid(describe(&e))),
+        }
+    }
+}
+
+/// Parses a browser credential; extra fields are ignored, as the browser adds some.
+pub(crate) fn parse_credential<T: serde::de::DeserializeOwned>(json: &str) -> Result<T> {
+    if json.len() > crate::MAX_JSON_BYTES {
+        return Err(Error::invalid("credential JSON is larger than 64 KiB"));
+    }
+    serde_json::from_str(json)
+        .map_err(|e| Error::invalid(format!("credential is not a WebAuthn credential JSON: {e}")))
+}
+
+fn describe(e: &WebauthnError) -> String {
+    match e {
+        WebauthnError::InvalidRPOrigin => "the origin is not allowed".into(),
+        WebauthnError::InvalidRPIDHash => "the RP ID hash does not match".into(),
+        WebauthnError::MismatchedChallenge => "the challenge does not match this ceremony".into(),
+        WebauthnError::UserNotVerified => "user verification is required".into(),
+        WebauthnError::UserNotPresent => "user presence is required".into(),
+        WebauthnError::CredentialNotFound => {
+            "the credential is not one of this user's passkeys".into()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A copy of a webauthn-rs-core state with our challenge in place of the library's.
+fn replace_challenge<T: serde::Serialize + serde::de::DeserializeOwned>(
+    state: &T,
+    challenge: &[u8],
+) -> Result<T> {
+    let mut json = serde_json::to_value(state).map_err(Error::internal)?;
+    match json.get_mut("challenge") {
+        Some(slot) => *slot = Value::String(b64url(challenge)),
+        None => return Err(Error::internal("webauthn state has no challenge")),
+    }
+    serde_json::from_value(json).map_err(Error::internal)
+}
+
+/// Removes `null` members, which `parse*OptionsFromJSON` does not accept for absent options.
+fn strip_nulls(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            map.retain(|_, v| !v.is_null());
+            map.values_mut().for_each(strip_nulls);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_nulls),
+        _ => {}
+    }
+}
