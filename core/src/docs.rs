@@ -49,8 +49,11 @@ pub(crate) mod keys {
     pub(crate) fn credential_owner(credential_id: &str) -> String {
         format!("credential/{credential_id}")
     }
-    pub(crate) fn pending(token_hash: &str) -> String {
-        format!("pending/{token_hash}")
+    pub(crate) fn pending_of(user_id: &str) -> String {
+        format!("pending/{user_id}/")
+    }
+    pub(crate) fn pending(user_id: &str, token_hash: &str) -> String {
+        format!("pending/{user_id}/{token_hash}")
     }
     pub(crate) fn events(user_id: &str) -> String {
         format!("audit/{user_id}/")
@@ -145,7 +148,8 @@ pub(crate) struct CredentialOwnerDoc {
     pub user_id: String,
 }
 
-/// `pending/<sha256 of token>`: a sign-in waiting for its second factor (S2, S5).
+/// `pending/<user id>/<sha256 of token>`: a sign-in waiting for its second factor (S2, S5).
+/// Keyed under the user so that step one can sweep the user's stale ones.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub(crate) struct PendingDoc {
     pub v: u32,

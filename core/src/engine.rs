@@ -22,6 +22,9 @@ use crate::webauthn::{AssertionFailure, RelyingParty, parse_credential};
 /// password whose failure count was just written).
 type Attempt<T> = Result<Result<T>>;
 
+/// Pending sign-ins one user may have at once; step one drops the oldest beyond it.
+const MAX_PENDING_PER_USER: usize = 16;
+
 /// Slow results kept across the attempts of one operation, so a conflict retry does not pay
 /// for argon2 again (B5: one slow hash per code check).
 #[derive(Default)]
@@ -179,7 +182,8 @@ impl Engine {
                 .map(|p| p.credential)
                 .collect();
             let (options, state) = self.rp.start_authentication(host, credentials)?;
-            let token = secrets::new_token(host)?;
+            self.sweep_pending(txn, &user.id, now)?;
+            let token = format!("{}.{}", user.id, secrets::new_token(host)?);
             let pending = PendingDoc {
                 v: SCHEMA_VERSION,
                 user_id: user.id.clone(),
@@ -187,7 +191,7 @@ impl Engine {
                 failures: 0,
                 state,
             };
-            txn.put_new(&keys::pending(&sha256_hex(token.as_bytes())), &pending)?;
+            txn.put_new(&pending_key(&token)?, &pending)?;
             audit::append(
                 txn,
                 &mut user,
@@ -887,6 +891,25 @@ impl Engine {
         Ok(Ok((pending, user)))
     }
 
+    /// Deletes the user's expired pending sign-ins, and the oldest live ones beyond
+    /// [`MAX_PENDING_PER_USER`] - 1, so abandoned sign-ins do not pile up in storage.
+    fn sweep_pending(&self, txn: &mut Txn<'_>, user_id: &str, now: u64) -> Result<()> {
+        let mut live = Vec::new();
+        for (key, doc) in txn.scan_all::<PendingDoc>(&keys::pending_of(user_id))? {
+            if now >= doc.expires_at {
+                txn.delete(&key)?;
+            } else {
+                live.push((doc.expires_at, key));
+            }
+        }
+        live.sort();
+        let excess = live.len().saturating_sub(MAX_PENDING_PER_USER - 1);
+        for (_, key) in live.into_iter().take(excess) {
+            txn.delete(&key)?;
+        }
+        Ok(())
+    }
+
     /// Counts a failed second-factor attempt against the pending sign-in; voids it at the limit.
     fn fail_pending(&self, txn: &mut Txn<'_>, key: &str, pending: &mut PendingDoc) -> Result<()> {
         pending.failures += 1;
@@ -1030,11 +1053,16 @@ fn to_passkey(doc: &PasskeyDoc) -> Passkey {
     }
 }
 
+/// Where a pending sign-in lives. The token is `<user id>.<256 random bits>`; only its hash
+/// is stored (S2).
 fn pending_key(token: &str) -> Result<String> {
-    if token.is_empty() || token.len() > 128 {
-        return Err(Error::invalid("pending_token must be 1 to 128 characters"));
+    let malformed = || Error::invalid("pending_token is not a token this engine issued");
+    if token.len() > 160 {
+        return Err(malformed());
     }
-    Ok(keys::pending(&sha256_hex(token.as_bytes())))
+    let (user_id, _) = token.split_once('.').ok_or_else(malformed)?;
+    check_user_id(user_id).map_err(|_| malformed())?;
+    Ok(keys::pending(user_id, &sha256_hex(token.as_bytes())))
 }
 
 fn check_context(ctx: &Context) -> Result<()> {

@@ -446,3 +446,46 @@ pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[test]
+fn s2_abandoned_pending_sign_ins_do_not_pile_up() {
+    let mut w = world();
+    w.user_with_2fa("ada@example.com");
+    let pending_keys = |w: &World| {
+        w.host
+            .storage
+            .snapshot()
+            .keys()
+            .filter(|k| k.starts_with("pending/"))
+            .count()
+    };
+    let first = w.pending("ada@example.com");
+    for _ in 0..20 {
+        w.pending("ada@example.com");
+    }
+    assert_eq!(
+        pending_keys(&w),
+        16,
+        "at most 16 live pending sign-ins per user"
+    );
+    let assertion = w.assertion(&first, &Tweaks::default());
+    assert_eq!(
+        code_of(w.passkey_step(&first.pending_token, &assertion)),
+        ErrorCode::Expired,
+        "the oldest was dropped"
+    );
+    w.host.clock.advance(Duration::from_secs(301));
+    let fresh = w.pending("ada@example.com");
+    assert_eq!(
+        pending_keys(&w),
+        1,
+        "expired ones are swept at the next step one"
+    );
+    let assertion = w.assertion(&fresh, &Tweaks::default());
+    assert!(w.passkey_step(&fresh.pending_token, &assertion).is_ok());
+    assert_eq!(pending_keys(&w), 0);
+    assert_eq!(
+        code_of(w.passkey_step("garbage", &assertion)),
+        ErrorCode::InvalidInput
+    );
+}
