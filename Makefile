@@ -5,12 +5,12 @@
 
 COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
 
-.PHONY: demo test setup component lint test-rust test-c
+.PHONY: demo test setup component lint test-rust test-c test-conformance
 
 demo: setup component
 	cargo run -p twofold-core --example lifecycle
 
-test: setup lint component test-rust test-c
+test: setup lint component test-rust test-c test-conformance
 	@echo "make test: all checks passed"
 
 setup:
@@ -28,3 +28,7 @@ test-rust: component
 
 test-c:
 	ffi/tests/run-c-tests.sh
+
+# Every scenario against every host whose driver is built; the in-process core is required.
+test-conformance:
+	cargo run -q -p twofold-conformance -- --require core

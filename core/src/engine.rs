@@ -433,6 +433,17 @@ impl Engine {
                     "the passkey registration expired; start again".into(),
                 )));
             }
+            // The id the browser names is checked before verification too: the verifier
+            // refuses the user's own ids (excludeCredentials) with a vaguer error.
+            let claimed = sha256_hex(b64url(&response.raw_id).as_bytes());
+            if txn
+                .get::<CredentialOwnerDoc>(&keys::credential_owner(&claimed))?
+                .is_some()
+            {
+                return Ok(Err(Error::AlreadyExists(
+                    "this passkey is registered already".into(),
+                )));
+            }
             let credential = match self.rp.finish_registration(&response, &ceremony.state) {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(e)),
@@ -603,13 +614,16 @@ impl Engine {
             ctx,
             &req,
             "enable_two_factor",
-            |txn, user, now, memo| {
+            |txn, user| {
                 if user.two_factor {
                     return Ok(Err(Error::AlreadyEnabled));
                 }
                 if passkeys_of(txn, &user.id)?.is_empty() {
                     return Ok(Err(Error::NoPasskey));
                 }
+                Ok(Ok(()))
+            },
+            |txn, user, now, memo| {
                 let codes = self.install_fresh_codes(txn, user, ctx, now, memo, "enabled")?;
                 user.two_factor = true;
                 audit::append(
@@ -620,7 +634,7 @@ impl Engine {
                     EventKind::TwoFactorEnabled,
                     details!("reason" => "user"),
                 )?;
-                Ok(Ok(BackupCodes { codes }))
+                Ok(BackupCodes { codes })
             },
         )
     }
@@ -638,10 +652,8 @@ impl Engine {
             ctx,
             &req,
             "disable_two_factor",
+            two_factor_on,
             |txn, user, now, _memo| {
-                if !user.two_factor {
-                    return Ok(Err(Error::NotEnabled));
-                }
                 user.two_factor = false;
                 user.backup_codes = None;
                 audit::append(
@@ -652,7 +664,7 @@ impl Engine {
                     EventKind::TwoFactorDisabled,
                     details!("reason" => "user"),
                 )?;
-                Ok(Ok(self.status_of(user, &passkeys_of(txn, &user.id)?)))
+                Ok(self.status_of(user, &passkeys_of(txn, &user.id)?))
             },
         )
     }
@@ -670,12 +682,10 @@ impl Engine {
             ctx,
             &req,
             "regenerate_backup_codes",
+            two_factor_on,
             |txn, user, now, memo| {
-                if !user.two_factor {
-                    return Ok(Err(Error::NotEnabled));
-                }
                 let codes = self.install_fresh_codes(txn, user, ctx, now, memo, "regenerated")?;
-                Ok(Ok(BackupCodes { codes }))
+                Ok(BackupCodes { codes })
             },
         )
     }
@@ -759,15 +769,17 @@ impl Engine {
         Err(Error::Conflict)
     }
 
-    /// The shape of T1, T2 and B4: load the user, confirm the password, run `change` on the
-    /// user, and write the user whatever `change` answers.
+    /// The shape of T1, T2 and B4: load the user; refuse a wrong state (`precheck`, no
+    /// password spent and nothing written); confirm the password; run `change` on the user
+    /// and write it.
     fn with_password<T>(
         &self,
         host: &dyn Host,
         ctx: &Context,
         req: &PasswordConfirmed,
         step: &str,
-        mut change: impl FnMut(&mut Txn<'_>, &mut UserDoc, u64, &mut Memo) -> Attempt<T>,
+        precheck: impl Fn(&mut Txn<'_>, &UserDoc) -> Attempt<()>,
+        mut change: impl FnMut(&mut Txn<'_>, &mut UserDoc, u64, &mut Memo) -> Result<T>,
     ) -> Result<T> {
         check_context(ctx)?;
         check_user_id(&req.user_id)?;
@@ -776,6 +788,9 @@ impl Engine {
         self.run(host, |txn| {
             let now = host.now_ms()?;
             let mut user = load_user(txn, &req.user_id)?;
+            if let Err(e) = precheck(txn, &user)? {
+                return Ok(Err(e));
+            }
             if let Err(e) =
                 self.confirm_password(txn, &mut user, ctx, now, &req.password, &mut memo, step)?
             {
@@ -783,7 +798,7 @@ impl Engine {
             }
             let outcome = change(txn, &mut user, now, &mut memo)?;
             txn.put(&keys::user(&user.id), &user)?;
-            Ok(outcome)
+            Ok(Ok(outcome))
         })
     }
 
@@ -826,6 +841,14 @@ impl Engine {
         }
         if self.verify_password(memo, &user.password, password)? {
             user.failures = 0;
+            audit::append(
+                txn,
+                user,
+                ctx,
+                now,
+                EventKind::PasswordOk,
+                details!("step" => step),
+            )?;
             return Ok(Ok(()));
         }
         self.record_failure(
@@ -1011,6 +1034,14 @@ impl Engine {
             backup_codes_running_low: user.two_factor && self.running_low(remaining),
         }
     }
+}
+
+fn two_factor_on(_: &mut Txn<'_>, user: &UserDoc) -> Attempt<()> {
+    Ok(if user.two_factor {
+        Ok(())
+    } else {
+        Err(Error::NotEnabled)
+    })
 }
 
 fn load_user(txn: &mut Txn<'_>, user_id: &str) -> Result<UserDoc> {

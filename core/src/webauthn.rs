@@ -116,10 +116,15 @@ impl RelyingParty {
                 "credential type is not public-key".into(),
             ));
         }
-        let mut credential = self
-            .core
-            .register_credential(reg, state, None)
-            .map_err(|e| Error::InvalidPasskey(describe(&e)))?;
+        let mut credential =
+            self.core
+                .register_credential(reg, state, None)
+                .map_err(|e| match e {
+                    WebauthnError::CredentialAlreadyExists => {
+                        Error::AlreadyExists("this passkey is registered already".into())
+                    }
+                    other => Error::InvalidPasskey(describe(&other)),
+                })?;
         // Transports are hints for allowCredentials (P4 lists them); the library keeps them
         // only from trusted attestation, so keep what the browser reported.
         if credential.transports.is_none() {

@@ -55,6 +55,7 @@ fn l1_every_security_event_is_recorded_with_host_context_and_no_secret() {
         kinds,
         [
             AccountCreated,
+            PasswordOk,
             PasskeyRegistered,
             BackupCodesGenerated,
             TwoFactorEnabled,
@@ -66,8 +67,10 @@ fn l1_every_security_event_is_recorded_with_host_context_and_no_secret() {
             SecondFactorRequired,
             BackupCodeFailed,
             BackupCodeOk,
+            PasswordOk,
             BackupCodesGenerated,
             PasskeyRenamed,
+            PasswordOk,
             PasskeyRemoved,
             TwoFactorDisabled,
         ]
@@ -98,11 +101,12 @@ fn l1_an_event_is_written_in_the_same_commit_as_its_change() {
     let before = w.host.storage.snapshot();
     // Call 1 reads the user, call 2 is the commit of the failure and its event.
     w.host.storage.inject(2, twofold_testkit::Fault::Fail);
-    let r = w.engine.enable_two_factor(
+    let r = w.engine.start_passkey_registration(
         &w.host,
         &w.ctx,
-        PasswordConfirmed {
+        StartRegistration {
             user_id: user.clone(),
+            name: "Laptop".into(),
             password: "wrong password".into(),
         },
     );
@@ -185,7 +189,7 @@ fn l3_the_chain_reports_altered_dropped_and_reordered_events() {
     let (user, _) = lifecycle(&mut w);
     let intact = chain(&w, &user);
     assert!(intact.intact && intact.problems.is_empty());
-    assert_eq!(intact.events_checked, 16);
+    assert_eq!(intact.events_checked, 19);
     let pristine = w.host.storage.snapshot();
     let restore = |w: &World| {
         for (k, r) in &pristine {
@@ -221,11 +225,11 @@ fn l3_the_chain_reports_altered_dropped_and_reordered_events() {
         [(7, "missing"), (8, "broken_link")]
     );
     restore(&w);
-    w.host.storage.tamper_remove(&event_key(&user, 16));
+    w.host.storage.tamper_remove(&event_key(&user, 19));
     assert_eq!(
         chain(&w, &user).problems,
         [ChainProblem {
-            seq: 16,
+            seq: 19,
             problem: "missing".into()
         }]
     );
