@@ -5,12 +5,12 @@
 
 COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
 
-.PHONY: demo test setup component lint test-rust test-c test-conformance
+.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-conformance
 
 demo: setup component
 	cargo run -p twofold-core --example lifecycle
 
-test: setup lint component test-rust test-c test-conformance
+test: setup lint component test-rust test-c test-c-sqlite test-conformance
 	@echo "make test: all checks passed"
 
 setup:
@@ -29,6 +29,10 @@ test-rust: component
 test-c:
 	ffi/tests/run-c-tests.sh
 
-# Every scenario against every host whose driver is built; the in-process core is required.
-test-conformance:
-	cargo run -q -p twofold-conformance -- --require core
+# The C host: storage callbacks, driver, demo and the SIGKILL crash test, under ASan + UBSan.
+test-c-sqlite:
+	hosts/c-sqlite/tests/run.sh
+
+# Every scenario against every host; transcripts must be identical.
+test-conformance: test-c-sqlite
+	cargo run -q -p twofold-conformance -- --require core,c-sqlite

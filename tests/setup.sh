@@ -2,8 +2,9 @@
 # Installs what building and testing twofold needs on a fresh Debian machine. Idempotent:
 # every step checks first and does nothing when the thing is there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-apt_packages=(gcc g++ binutils)
+apt_packages=(gcc g++ binutils python3 libsqlite3-dev libcjson-dev chromium chromium-driver)
 
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 
@@ -25,3 +26,9 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
 fi
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+
+# The browser test's driver (playwright-core, pinned in package-lock.json; it never downloads
+# a browser: the test uses Debian's chromium).
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund)
+fi

@@ -1,0 +1,58 @@
+"""Runs `twofold-c --driver` as a child and speaks tests/conformance/PROTOCOL.md to it."""
+
+import json
+import subprocess
+
+
+class Driver:
+    def __init__(self, binary, db=None, env=None):
+        cmd = [binary, "--driver"] + (["--db", db] if db else [])
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
+        self.next_id = 0
+
+    def send_line(self, line):
+        """Sends a raw line and returns the parsed answer line."""
+        self.proc.stdin.write(line + "\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline()
+        if not answer:
+            raise RuntimeError("the driver closed its output: " + self.proc.stderr.read())
+        return json.loads(answer)
+
+    def request(self, op, args=None, context=None):
+        self.next_id += 1
+        req = {"id": self.next_id, "op": op}
+        if args is not None:
+            req["args"] = args
+        if context is not None:
+            req["context"] = context
+        answer = self.send_line(json.dumps(req))
+        if answer.get("id") != self.next_id:
+            raise RuntimeError(f"answer {answer} does not echo id {self.next_id}")
+        return answer
+
+    def ok(self, op, args=None, context=None):
+        answer = self.request(op, args, context)
+        if "ok" not in answer:
+            raise RuntimeError(f"{op} {args}: {answer}")
+        return answer["ok"]
+
+    def close(self):
+        """Ends the session (EOF) and returns (exit status, stderr)."""
+        self.proc.stdin.close()
+        err = self.proc.stderr.read()
+        self.proc.stdout.close()
+        self.proc.stderr.close()
+        return self.proc.wait(timeout=60), err
+
+
+# Cheap argon2 so the tests are quick; everything else stays the default.
+FAST = {"password_hash": {"m_kib": 8, "t": 1, "p": 1}}
