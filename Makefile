@@ -5,12 +5,12 @@
 
 COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
 
-.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-conformance
+.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-conformance test-browser
 
 demo: setup component
-	cargo run -p twofold-core --example lifecycle
+	cargo run --release -p twofold-server -- --listen 127.0.0.1:8080 --origin http://localhost:8080 --db twofold.db
 
-test: setup lint component test-rust test-c test-c-sqlite test-conformance
+test: setup lint component test-rust test-c test-c-sqlite test-conformance test-browser
 	@echo "make test: all checks passed"
 
 setup:
@@ -34,5 +34,11 @@ test-c-sqlite:
 	hosts/c-sqlite/tests/run.sh
 
 # Every scenario against every host; transcripts must be identical.
-test-conformance: test-c-sqlite
-	cargo run -q -p twofold-conformance -- --require core,c-sqlite
+# (target/debug/twofold-server is the binary `cargo test --workspace` built; building the
+# server package alone would resolve other features and compile wasmtime a second time.)
+test-conformance: test-rust test-c-sqlite
+	cargo run -q -p twofold-conformance -- --require-all
+
+# The web UI in headless Chromium with a virtual authenticator, through every screen.
+test-browser: test-rust
+	TWOFOLD_SERVER_BIN=target/debug/twofold-server tests/browser/run.sh

@@ -25,13 +25,30 @@
 //! ```
 //!
 //! Every operation answers `wasmtime::Result<Result<T, wit::Error>>`: the outer error is a
-//! trap (a bug in the component, never bad input or a storage failure), the inner one the
-//! engine's typed error.
+//! trap (a bug in the component, or a call past its deadline; never bad input or a storage
+//! failure), the inner one the engine's typed error.
+//!
+//! On top of the embedding: [`sqlite`] (the storage import over an SQLite file), [`http`]
+//! (the JSON API and web UI of the `twofold-server` binary) and [`driver`] (the conformance
+//! protocol on stdin and stdout).
+
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
 
 pub mod bindings;
+pub mod driver;
+pub mod http;
+pub mod json;
 pub mod memory;
+pub mod sqlite;
+
+mod cache;
+mod sessions;
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceAny, ResourceTable};
 use wasmtime::{Engine, Store};
@@ -48,6 +65,26 @@ pub use crate::memory::{Fault, MemoryStorage};
 pub trait Storage: storage::Host + Send + 'static {}
 
 impl<T: storage::Host + Send + 'static> Storage for T {}
+
+/// A boxed storage is a storage, so hosts can pick or wrap one at run time.
+impl<T: storage::Host + ?Sized> storage::Host for Box<T> {
+    fn get(&mut self, key: String) -> Result<Option<storage::Versioned>, storage::StorageError> {
+        (**self).get(key)
+    }
+
+    fn scan(
+        &mut self,
+        prefix: String,
+        after: Option<String>,
+        limit: u32,
+    ) -> Result<Vec<storage::Entry>, storage::StorageError> {
+        (**self).scan(prefix, after, limit)
+    }
+
+    fn commit(&mut self, writes: Vec<storage::Write>) -> Result<(), storage::StorageError> {
+        (**self).commit(writes)
+    }
+}
 
 /// Where `wasm-component/build.sh` leaves the component:
 /// `$TWOFOLD_COMPONENT` if set, else `<target dir>/wasm32-wasip2/release/twofold_component.wasm`
@@ -120,11 +157,39 @@ impl storage::Host for HostState {
     }
 }
 
+/// How [`ComponentEngine::load`] prepares the component.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Keep the compiled machine code in this directory and reuse it while the component and
+    /// the wasmtime configuration stay the same: compiling takes about a second in a release
+    /// build of the host and over ten in a debug build, loading the cached code milliseconds.
+    pub cache_dir: Option<PathBuf>,
+    /// Trap any call that runs longer than this (wasmtime epoch interruption), so a guest that
+    /// never returns cannot hold a thread forever. `None`: no limit.
+    pub call_timeout: Option<Duration>,
+}
+
+/// How long loading took and where the machine code came from.
+#[derive(Clone, Debug)]
+pub struct LoadReport {
+    /// Time spent compiling or loading the cached code, and linking.
+    pub took: Duration,
+    /// Whether the compiled code came from the cache.
+    pub from_cache: bool,
+    /// Why the cache could not be used or written, if it could not.
+    pub cache_problem: Option<String>,
+}
+
+/// How often the epoch advances when calls have a deadline.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
 /// The component, compiled once and linked against WASI and the storage import, ready to
 /// instantiate cheaply (tens of microseconds) as often as needed.
 #[derive(Clone)]
 pub struct ComponentEngine {
     pre: TwofoldPre<HostState>,
+    /// Epoch ticks a call may run, when calls have a deadline.
+    deadline_ticks: Option<u64>,
 }
 
 impl ComponentEngine {
@@ -137,6 +202,45 @@ impl ComponentEngine {
         ComponentEngine::new(component)
     }
 
+    /// Reads the component at `path` and compiles it, or loads its compiled code from
+    /// `options.cache_dir`, for an engine configured by `options`.
+    pub fn load(
+        path: &Path,
+        options: &LoadOptions,
+    ) -> wasmtime::Result<(ComponentEngine, LoadReport)> {
+        let started = std::time::Instant::now();
+        let mut config = wasmtime::Config::new();
+        // Always on, so that every configuration shares one cached artifact; without a
+        // timeout the deadline is simply never reached.
+        config.epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            wasmtime::format_err!("cannot read the component {}: {e}", path.display())
+        })?;
+        let (component, from_cache, cache_problem) = match &options.cache_dir {
+            Some(dir) => cache::load_or_compile(&engine, &bytes, path, dir)?,
+            None => (Component::new(&engine, &bytes)?, false, None),
+        };
+        let deadline_ticks = match options.call_timeout {
+            Some(timeout) => {
+                spawn_epoch_ticker(&engine)?;
+                let ticks = timeout.as_millis().div_ceil(EPOCH_TICK.as_millis()).max(1);
+                u64::try_from(ticks).unwrap_or(u64::MAX)
+            }
+            // Never reached, and far from overflowing wasmtime's `current + ticks`.
+            None => u64::MAX / 2,
+        };
+        let mut loaded = ComponentEngine::new(component)
+            .map_err(|e| e.context(format!("cannot link the component {}", path.display())))?;
+        loaded.deadline_ticks = Some(deadline_ticks);
+        let report = LoadReport {
+            took: started.elapsed(),
+            from_cache,
+            cache_problem,
+        };
+        Ok((loaded, report))
+    }
+
     /// Links a compiled component: WASI p2 first (the component's std needs it), then the
     /// storage import. Fails if the component's imports or exports do not match the world.
     pub fn new(component: Component) -> wasmtime::Result<ComponentEngine> {
@@ -144,7 +248,10 @@ impl ComponentEngine {
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
         Twofold::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |state| state)?;
         let pre = TwofoldPre::new(linker.instantiate_pre(&component)?)?;
-        Ok(ComponentEngine { pre })
+        Ok(ComponentEngine {
+            pre,
+            deadline_ticks: None,
+        })
     }
 
     /// The compiled component, e.g. to list its imports.
@@ -181,6 +288,9 @@ impl ComponentEngine {
             storage: Box::new(storage),
         };
         let mut store = Store::new(self.pre.engine(), state);
+        if let Some(ticks) = self.deadline_ticks {
+            store.set_epoch_deadline(ticks);
+        }
         let bindings = self.pre.instantiate(&mut store)?;
         let created = bindings
             .twofold_engine_engine()
@@ -190,8 +300,27 @@ impl ComponentEngine {
             store,
             bindings,
             engine,
+            deadline_ticks: self.deadline_ticks,
         }))
     }
+}
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] for as long as the engine lives.
+fn spawn_epoch_ticker(engine: &Engine) -> wasmtime::Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("twofold-epoch".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(EPOCH_TICK);
+                match weak.upgrade() {
+                    Some(engine) => engine.increment_epoch(),
+                    None => break,
+                }
+            }
+        })
+        .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
+    Ok(())
 }
 
 /// One instance of the component with its configured `engine` resource.
@@ -202,6 +331,7 @@ pub struct Instance {
     store: Store<HostState>,
     bindings: Twofold,
     engine: ResourceAny,
+    deadline_ticks: Option<u64>,
 }
 
 macro_rules! operations {
@@ -214,6 +344,9 @@ macro_rules! operations {
                     ctx: &wit::Context,
                     req: &$req,
                 ) -> wasmtime::Result<Result<$ret, wit::Error>> {
+                    if let Some(ticks) = self.deadline_ticks {
+                        self.store.set_epoch_deadline(ticks);
+                    }
                     self.bindings
                         .twofold_engine_engine()
                         .engine()

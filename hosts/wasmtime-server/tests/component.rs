@@ -26,8 +26,14 @@ fn loader() -> &'static ComponentEngine {
              (or point TWOFOLD_COMPONENT at a built twofold_component.wasm)",
             path.display()
         );
-        match ComponentEngine::from_file(&path) {
-            Ok(loader) => loader,
+        // Through the compiled-code cache beside the component: a debug build of wasmtime
+        // takes over ten seconds to compile it.
+        let options = twofold_server::LoadOptions {
+            cache_dir: path.parent().map(std::path::PathBuf::from),
+            call_timeout: None,
+        };
+        match ComponentEngine::load(&path, &options) {
+            Ok((loader, _)) => loader,
             Err(e) => panic!("cannot load {}: {e:?}", path.display()),
         }
     })

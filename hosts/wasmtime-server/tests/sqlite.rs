@@ -1,0 +1,310 @@
+//! The SQLite storage against the contract of `wit/storage.wit`: versions from 1, commits all
+//! or nothing, conflicts when an expectation fails, byte-ordered prefix scans, durability
+//! across connections; and the engine over it, where two racing processes' worth of
+//! connections never both consume one backup code.
+
+mod common;
+
+use std::sync::{Arc, Barrier};
+
+use twofold_server::bindings::twofold::engine::storage::{
+    Entry, Expect, Host, StorageError, Write,
+};
+use twofold_server::sqlite::SqliteStorage;
+use twofold_server::wit;
+use twofold_testkit::ORIGIN;
+use twofold_testkit::authenticator::{Authenticator, Tweaks};
+
+fn put(key: &str, value: &[u8], expect: Expect) -> Write {
+    Write {
+        key: key.into(),
+        value: Some(value.to_vec()),
+        expect,
+    }
+}
+
+fn delete(key: &str, expect: Expect) -> Write {
+    Write {
+        key: key.into(),
+        value: None,
+        expect,
+    }
+}
+
+fn ok<T>(answer: wasmtime::Result<Result<T, wit::Error>>) -> T {
+    match answer {
+        Ok(Ok(value)) => value,
+        Ok(Err(e)) => panic!("{:?}: {}", e.code, e.message),
+        Err(trap) => panic!("trap: {trap:?}"),
+    }
+}
+
+fn keys(entries: Vec<Entry>) -> Vec<String> {
+    entries.into_iter().map(|e| e.key).collect()
+}
+
+fn all(s: &mut SqliteStorage) -> Vec<(String, Vec<u8>, u64)> {
+    s.scan(String::new(), None, u32::MAX)
+        .expect("scan")
+        .into_iter()
+        .map(|e| (e.key, e.value.value, e.value.version))
+        .collect()
+}
+
+#[test]
+fn versions_count_from_one_and_commits_are_all_or_nothing() {
+    let dir = common::scratch_dir("sqlite-contract");
+    let mut s = SqliteStorage::open(&dir.join("kv.db")).expect("open");
+
+    assert_eq!(s.get("a".into()), Ok(None));
+    s.commit(vec![put("a", b"1", Expect::Absent)])
+        .expect("insert");
+    assert_eq!(s.get("a".into()).expect("get").map(|v| v.version), Some(1));
+    s.commit(vec![put("a", b"2", Expect::Version(1))])
+        .expect("update");
+    let a = s.get("a".into()).expect("get").expect("present");
+    assert_eq!((a.value.as_slice(), a.version), (&b"2"[..], 2));
+
+    // One failed expectation anywhere in the batch: nothing is applied.
+    let before = all(&mut s);
+    for batch in [
+        vec![
+            put("b", b"x", Expect::Absent),
+            put("a", b"3", Expect::Version(1)),
+        ],
+        vec![
+            put("b", b"x", Expect::Absent),
+            put("a", b"3", Expect::Absent),
+        ],
+        vec![
+            put("b", b"x", Expect::Absent),
+            delete("a", Expect::Version(7)),
+        ],
+        vec![
+            put("b", b"x", Expect::Absent),
+            delete("zz", Expect::Version(1)),
+        ],
+        vec![put("b", b"x", Expect::Version(1))],
+    ] {
+        assert_eq!(s.commit(batch), Err(StorageError::Conflict));
+        assert_eq!(all(&mut s), before);
+    }
+    // A batch naming a key twice is refused as a failure, also with nothing applied.
+    let twice = s.commit(vec![
+        put("c", b"1", Expect::Absent),
+        put("c", b"2", Expect::Absent),
+    ]);
+    assert!(matches!(twice, Err(StorageError::Failed(_))), "{twice:?}");
+    assert_eq!(all(&mut s), before);
+
+    // Puts and deletes together.
+    s.commit(vec![
+        put("b", b"x", Expect::Absent),
+        delete("a", Expect::Version(2)),
+        put("c", &[0, 255, 1], Expect::Absent),
+    ])
+    .expect("a mixed batch");
+    assert_eq!(
+        all(&mut s),
+        [
+            ("b".to_owned(), b"x".to_vec(), 1),
+            ("c".to_owned(), vec![0, 255, 1], 1)
+        ]
+    );
+    // A deleted key starts again at version 1.
+    s.commit(vec![put("a", b"again", Expect::Absent)])
+        .expect("re-insert");
+    assert_eq!(s.get("a".into()).expect("get").map(|v| v.version), Some(1));
+    // An empty batch is a no-op.
+    s.commit(Vec::new()).expect("empty batch");
+
+    // Another connection (another process, say) sees every commit: durable and WAL.
+    let mut other = SqliteStorage::open(&dir.join("kv.db")).expect("open again");
+    assert_eq!(all(&mut other), all(&mut s));
+    assert!(dir.join("kv.db-wal").exists(), "WAL mode");
+    drop((s, other));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn scans_are_byte_ordered_prefix_runs() {
+    let mut s = SqliteStorage::open_in_memory().expect("open");
+    for key in ["p/1", "p/2", "p/3", "p0", "q/1", "o/9", "p/é", "p/\u{7f}"] {
+        s.commit(vec![put(key, b"v", Expect::Absent)])
+            .expect("insert");
+    }
+    let scan = |s: &mut SqliteStorage, prefix: &str, after: Option<&str>, limit| {
+        keys(
+            s.scan(prefix.into(), after.map(String::from), limit)
+                .expect("scan"),
+        )
+    };
+    assert_eq!(
+        scan(&mut s, "p/", None, 10),
+        ["p/1", "p/2", "p/3", "p/\u{7f}", "p/é"]
+    );
+    assert_eq!(scan(&mut s, "p/", Some("p/1"), 2), ["p/2", "p/3"]);
+    assert_eq!(scan(&mut s, "p/", Some("a"), 10).len(), 5);
+    assert!(scan(&mut s, "p/", Some("p/é"), 10).is_empty());
+    assert!(scan(&mut s, "p/", Some("z"), 10).is_empty());
+    assert!(scan(&mut s, "p/", None, 0).is_empty());
+    assert!(scan(&mut s, "x", None, 10).is_empty());
+    assert_eq!(scan(&mut s, "", None, 3), ["o/9", "p/1", "p/2"]);
+}
+
+#[test]
+fn racing_writers_on_one_file_never_both_win() {
+    let dir = common::scratch_dir("sqlite-race");
+    let path = dir.join("kv.db");
+    let mut first = SqliteStorage::open(&path).expect("open");
+    first
+        .commit(vec![put("counter", b"0", Expect::Absent)])
+        .expect("insert");
+    drop(first);
+
+    // Each thread has its own connection and adds 1, twenty times, re-reading on conflict.
+    const THREADS: usize = 4;
+    const ADDS: u64 = 20;
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let threads: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let path = path.clone();
+            let barrier = Arc::clone(&barrier);
+            std::thread::spawn(move || {
+                let mut s = SqliteStorage::open(&path).expect("open");
+                barrier.wait();
+                let mut conflicts = 0;
+                for _ in 0..ADDS {
+                    loop {
+                        let current = s.get("counter".into()).expect("get").expect("present");
+                        let n: u64 = String::from_utf8(current.value)
+                            .expect("UTF-8")
+                            .parse()
+                            .expect("a number");
+                        match s.commit(vec![put(
+                            "counter",
+                            (n + 1).to_string().as_bytes(),
+                            Expect::Version(current.version),
+                        )]) {
+                            Ok(()) => break,
+                            Err(StorageError::Conflict) => conflicts += 1,
+                            Err(e) => panic!("{e:?}"),
+                        }
+                    }
+                }
+                conflicts
+            })
+        })
+        .collect();
+    let conflicts: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
+    let mut s = SqliteStorage::open(&path).expect("open");
+    let counter = s.get("counter".into()).expect("get").expect("present");
+    let total = THREADS as u64 * ADDS;
+    assert_eq!(counter.value, total.to_string().into_bytes());
+    assert_eq!(counter.version, total + 1);
+    eprintln!("{conflicts} conflicts re-run");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_engine_over_sqlite_never_accepts_one_backup_code_twice() {
+    let dir = common::scratch_dir("sqlite-engine");
+    let path = dir.join("twofold.db");
+    let config = common::fast_config();
+    let ctx = wit::Context {
+        ip: "203.0.113.9".into(),
+        user_agent: "sqlite-test".into(),
+    };
+    let instance = || {
+        common::loader()
+            .instantiate(SqliteStorage::open(&path).expect("open"), &config)
+            .expect("no trap")
+            .expect("a valid configuration")
+    };
+
+    let mut tf = instance();
+    let user = ok(tf.create_account(
+        &ctx,
+        &wit::CreateAccount {
+            email: "ada@example.com".into(),
+            password: "correct horse battery staple".into(),
+        },
+    ))
+    .user_id;
+    let started = ok(tf.start_passkey_registration(
+        &ctx,
+        &wit::StartRegistration {
+            user_id: user.clone(),
+            name: "Key".into(),
+            password: "correct horse battery staple".into(),
+        },
+    ));
+    let options: serde_json::Value = serde_json::from_str(&started.options).expect("JSON");
+    let credential = Authenticator::new(3)
+        .register(&options, ORIGIN, &Tweaks::default())
+        .expect("registration");
+    let codes = ok(tf.finish_passkey_registration(
+        &ctx,
+        &wit::FinishRegistration {
+            user_id: user,
+            credential: credential.to_string(),
+        },
+    ))
+    .backup_codes
+    .expect("codes");
+
+    // Four connections, four pending sign-ins, one code, all at once: exactly one wins.
+    const RACERS: usize = 4;
+    let tokens: Vec<String> = (0..RACERS)
+        .map(|_| {
+            match ok(tf.sign_in(
+                &ctx,
+                &wit::SignIn {
+                    email: "ada@example.com".into(),
+                    password: "correct horse battery staple".into(),
+                    remember_me: false,
+                },
+            )) {
+                wit::SignInOutcome::SecondFactorRequired(s) => s.pending_token,
+                other => panic!("{other:?}"),
+            }
+        })
+        .collect();
+    let barrier = Arc::new(Barrier::new(RACERS));
+    let racers: Vec<_> = tokens
+        .into_iter()
+        .map(|token| {
+            let mut tf = instance();
+            let barrier = Arc::clone(&barrier);
+            let code = codes[0].clone();
+            let ctx = ctx.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                match tf.sign_in_with_backup_code(
+                    &ctx,
+                    &wit::BackupCodeSignIn {
+                        pending_token: token,
+                        code,
+                    },
+                ) {
+                    Ok(answer) => answer.map(|_| ()).map_err(|e| e.code),
+                    Err(trap) => panic!("trap: {trap:?}"),
+                }
+            })
+        })
+        .collect();
+    let results: Vec<_> = racers
+        .into_iter()
+        .map(|r| r.join().expect("racer"))
+        .collect();
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(winners, 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|code| *code == wit::ErrorCode::InvalidBackupCode),
+        "{results:?}"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
