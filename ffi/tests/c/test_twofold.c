@@ -840,10 +840,13 @@ static void test_account_flows(void) {
         CHECK(o == SENTINEL_STR);
     }
 
-    /* Second-factor sign-in with a token that was never issued, and with a malformed
-       credential. */
+    /* Second-factor sign-in with a well-formed token that was never issued (expired), a
+       token that cannot be one (invalid input), and a malformed credential. */
+    EXPECT(twofold_engine_sign_in_backup_code, engine,
+           "{\"pending_token\": \"never-issued\", \"code\": \"abcd-efgh-jkmn\"}",
+           TWOFOLD_INVALID_INPUT);
     EXPECT(twofold_engine_sign_in_passkey, engine,
-           "{\"pending_token\": \"never-issued\", \"credential\": {\"id\": \"AAAA\", "
+           "{\"pending_token\": \"AAAAAAAAAAAAAAAAAAAAAA.never-issued\", \"credential\": {\"id\": \"AAAA\", "
            "\"rawId\": \"AAAA\", \"type\": \"public-key\", \"response\": {"
            "\"clientDataJSON\": \"AAAA\", \"authenticatorData\": \"AAAA\", "
            "\"signature\": \"AAAA\"}, \"clientExtensionResults\": {}}}",
@@ -852,7 +855,9 @@ static void test_account_flows(void) {
            "{\"pending_token\": \"never-issued\", \"credential\": {\"id\": \"AAAA\"}}",
            TWOFOLD_INVALID_INPUT);
     EXPECT(twofold_engine_sign_in_backup_code, engine,
-           "{\"pending_token\": \"never-issued\", \"code\": \"abcd-efgh-jkmn\"}", TWOFOLD_EXPIRED);
+           "{\"pending_token\": \"AAAAAAAAAAAAAAAAAAAAAA.never-issued\", \"code\": "
+           "\"abcd-efgh-jkmn\"}",
+           TWOFOLD_EXPIRED);
     EXPECT(twofold_engine_sign_in_backup_code, engine, "{\"pending_token\": \"never-issued\"}",
            TWOFOLD_INVALID_INPUT);
 
