@@ -10,7 +10,7 @@ COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
 demo: setup component
 	cargo run --release -p twofold-server -- --listen 127.0.0.1:8080 --origin http://localhost:8080 --db twofold.db
 
-test: setup lint component test-rust test-c test-c-sqlite test-conformance test-browser
+test: setup lint component test-c test-c-sqlite test-rust test-conformance test-browser
 	@echo "make test: all checks passed"
 
 setup:
@@ -23,8 +23,10 @@ lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-test-rust: component
-	cargo test --workspace
+# Every Rust test, including tests/reliability, which drives the two host binaries: the C host
+# is built by test-c-sqlite first, the server by this same cargo run.
+test-rust: component test-c-sqlite
+	TWOFOLD_REQUIRE_HOSTS=1 cargo test --workspace
 
 test-c:
 	ffi/tests/run-c-tests.sh

@@ -6,6 +6,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <stdbool.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -262,6 +263,16 @@ static bool is_utf8(const unsigned char *s, size_t len) {
     return true;
 }
 
+/* JSON allows no raw control characters but tab as whitespace; cJSON lets them through. */
+static bool has_control_chars(const char *s, size_t len) {
+    for (size_t i = 0; i < len; ++i) {
+        if ((unsigned char)s[i] < 0x20 && s[i] != '\t') {
+            return true;
+        }
+    }
+    return false;
+}
+
 /*
  * Answers one request line (`line[len]` is its terminating NUL); the result is freed with
  * cJSON_free (NULL when out of memory).
@@ -269,18 +280,27 @@ static bool is_utf8(const unsigned char *s, size_t len) {
 static char *handle_line(struct driver *d, const char *line, size_t len) {
     /* cJSON accepts invalid UTF-8, so check it first. Including the NUL makes cJSON refuse
      * anything after the document. */
-    bool utf8 = is_utf8((const unsigned char *)line, len);
+    bool utf8 = is_utf8((const unsigned char *)line, len) && !has_control_chars(line, len);
     cJSON *request = utf8 ? cJSON_ParseWithLengthOpts(line, len + 1, NULL, true) : NULL;
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(request, "id");
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(request, "op");
     cJSON *answer = cJSON_CreateObject();
     if (cJSON_IsNumber(id)) {
-        cJSON_AddNumberToObject(answer, "id", id->valuedouble);
+        /* cJSON prints doubles with 15 digits; ids up to 2^53 are echoed exactly. */
+        char digits[40];
+        double v = id->valuedouble;
+        if (v == (double)(int64_t)v && v >= -9007199254740992.0 && v <= 9007199254740992.0) {
+            snprintf(digits, sizeof digits, "%" PRId64, (int64_t)v);
+        } else {
+            snprintf(digits, sizeof digits, "%.17g", v);
+        }
+        cJSON_AddItemToObject(answer, "id", cJSON_CreateRaw(digits));
     } else {
         cJSON_AddNullToObject(answer, "id");
     }
     if (!utf8) {
-        answer_error(answer, TWOFOLD_INVALID_INPUT, "the request is not valid UTF-8");
+        answer_error(answer, TWOFOLD_INVALID_INPUT,
+                     "the request is not valid UTF-8 JSON (or has raw control characters)");
     } else if (request == NULL) {
         answer_error(answer, TWOFOLD_INVALID_INPUT, "the request is not valid JSON");
     } else if (!cJSON_IsObject(request) || !cJSON_IsNumber(id) || !cJSON_IsString(op)) {

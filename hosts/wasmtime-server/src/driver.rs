@@ -4,7 +4,8 @@
 //!
 //! The engine's clock and randomness come from WASI, so driver mode gives the instance a WASI
 //! wall clock that reads a settable time (it moves only on `set_clock` / `advance_clock`) and a
-//! `wasi:random` generator seeded by `seed` (0 after `reset` and at start). Driver mode is for
+//! `wasi:random` generator seeded by `seed` (0 after `reset`; from the OS at start, so a driver
+//! restarted on a kept database does not hand out the ids it gave before). Driver mode is for
 //! tests only: its randomness is predictable by design.
 
 use std::convert::Infallible;
@@ -127,18 +128,24 @@ fn invalid(message: impl Into<String>) -> wit::Error {
 
 impl Driver {
     /// A driver over `storage` whose `reset` restores `default_config`. The clock starts at
-    /// [`RESET_CLOCK_MS`] and randomness at seed 0, as after `reset`, but storage is kept.
+    /// [`RESET_CLOCK_MS`], as after `reset`; storage is kept, so randomness starts from an OS
+    /// seed rather than 0 (a restart must not repeat the ids already stored).
     pub fn new(
         loader: ComponentEngine,
         storage: SqliteStorage,
         default_config: wit::Config,
     ) -> Driver {
+        let mut bytes = [0u8; 8];
+        if let Err(e) = getrandom::fill(&mut bytes) {
+            eprintln!("twofold-server: no OS randomness for the driver's seed ({e}); using 0");
+        }
+        let seed = u64::from_le_bytes(bytes);
         Driver {
             loader,
             storage,
             clock: ManualClock(Arc::new(AtomicU64::new(RESET_CLOCK_MS))),
-            random: SeededRandom::new(0),
-            seed: 0,
+            random: SeededRandom::new(seed),
+            seed,
             config: default_config.clone(),
             default_config,
             instance: None,
