@@ -31,7 +31,13 @@ pub(crate) fn b64url(bytes: &[u8]) -> String {
 
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    let mut hex = String::with_capacity(64);
+    for b in digest {
+        for nibble in [b >> 4, b & 0x0f] {
+            hex.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+        }
+    }
+    hex
 }
 
 pub(crate) fn decode_b64url(s: &str) -> Result<Vec<u8>> {
