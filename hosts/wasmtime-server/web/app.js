@@ -307,10 +307,6 @@
     return `${n} ${n === 1 ? one : many}`;
   }
 
-  function runningLow(remaining) {
-    return remaining <= 3;
-  }
-
   // ---------------------------------------------------------------- routing
 
   const VIEWS = {
@@ -596,7 +592,7 @@
         state.pending = null;
         await refreshMe();
         const left = Number(answer.backup_codes_remaining);
-        const low = answer.backup_codes_running_low ?? runningLow(left);
+        const low = answer.backup_codes_running_low === true; // the engine decides (B6)
         // When codes run low, the profile's own warning says so and offers to regenerate.
         const text = `You are signed in with a backup code. That code can’t be used again. You have ${plural(left, 'backup code', 'backup codes')} left.`;
         state.notice = { text, kind: low ? 'warning' : 'success' };
@@ -650,7 +646,7 @@
     $('tfa-off-has-passkeys').hidden = passkeys.length === 0;
     $('tfa-codes-left').textContent = `Backup codes: ${remaining} of 10 unused.`;
 
-    const low = enabled && (tf.backup_codes_running_low ?? runningLow(remaining));
+    const low = enabled && tf.backup_codes_running_low === true;
     $('profile-codes-low').hidden = !low;
     $('profile-codes-low-text').textContent =
       remaining === 0
