@@ -8,7 +8,12 @@ use twofold_testkit::authenticator::{Authenticator, Tweaks};
 use twofold_testkit::{ORIGIN, TestHost};
 
 fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::new(Config::new("localhost", "twofold demo", ORIGIN))?;
+    let engine = Engine::new(Config::new(
+        "localhost",
+        "twofold demo",
+        ORIGIN,
+        twofold_testkit::test_audit_key(),
+    ))?;
     let host = TestHost::new(1);
     let ctx = Context::new("127.0.0.1", "lifecycle-example");
     let mut laptop = Authenticator::new(2);
@@ -36,7 +41,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             },
         )?
         .options;
-    let credential = laptop.register(&options, ORIGIN, &Tweaks::default())?;
+    let credential = laptop.register(&options.parse()?, ORIGIN, &Tweaks::default())?;
     let registered = engine.finish_passkey_registration(
         &host,
         &ctx,
@@ -71,7 +76,7 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
         return Err("2FA should be on".into());
     };
     println!("3. password accepted with remember-me ticked: a second factor is required");
-    let assertion = laptop.authenticate(&pending.options, ORIGIN, &Tweaks::default())?;
+    let assertion = laptop.authenticate(&pending.options.parse()?, ORIGIN, &Tweaks::default())?;
     let signed = engine.sign_in_with_passkey(
         &host,
         &ctx,
@@ -182,7 +187,14 @@ fn main() -> std::result::Result<(), Box<dyn std::error::Error>> {
             if e.notify { "  (notify the user)" } else { "" }
         );
     }
-    let chain = engine.verify_audit_chain(&host, &ctx, UserRef { user_id })?;
+    let chain = engine.verify_audit_chain(
+        &host,
+        &ctx,
+        VerifyAudit {
+            user_id,
+            anchor: None,
+        },
+    )?;
     println!(
         "11. audit chain intact: {} ({} events)",
         chain.intact, chain.events_checked

@@ -6,10 +6,10 @@ use serde_json::{Map, Value};
 
 use crate::docs::{EventDoc, SCHEMA_VERSION, UserDoc, keys};
 use crate::error::{Error, Result};
-use crate::model::{AuditEvent, ChainProblem, ChainReport, Context, EventKind};
 use crate::secrets::sha256_hex;
-use crate::storage::Storage;
 use crate::txn::Txn;
+use crate::txn::read_error;
+use crate::{AuditEvent, ChainProblem, ChainProblemKind, ChainReport, Context, EventKind, Storage};
 
 /// Details of an event, built inline: `details! { "passkey_id" => id }`.
 macro_rules! details {
@@ -76,31 +76,35 @@ pub(crate) fn append(
     Ok(())
 }
 
-pub(crate) fn to_public(e: EventDoc) -> AuditEvent {
-    AuditEvent {
+pub(crate) fn to_public(e: EventDoc) -> Result<AuditEvent> {
+    Ok(AuditEvent {
         seq: e.seq,
         at: e.at,
         user_id: e.user_id,
         kind: e.kind,
-        details: e.details,
+        details: serde_json::to_string(&e.details).map_err(Error::internal)?,
         ip: e.ip,
         user_agent: e.user_agent,
         notify: e.notify,
-        prev_hash: e.prev_hash,
-        hash: e.hash,
-    }
+        state: String::new(),
+        key_id: String::new(),
+        prev_mac: e.prev_hash,
+        mac: e.hash,
+    })
 }
 
 /// Checks a user's whole chain against the head kept in the user document.
 pub(crate) fn verify_chain(storage: &dyn Storage, user: &UserDoc) -> Result<ChainReport> {
-    const PAGE: usize = 256;
+    const PAGE: u32 = 256;
     let prefix = keys::events(&user.id);
     let mut raw = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let page = storage.scan(&prefix, after.as_deref(), PAGE)?;
-        let full = page.len() == PAGE;
-        after = page.last().map(|(k, _)| k.clone());
+        let page = storage
+            .scan(&prefix, after.as_deref(), PAGE)
+            .map_err(read_error)?;
+        let full = page.len() == PAGE as usize;
+        after = page.last().map(|e| e.key.clone());
         raw.extend(page);
         if !full {
             break;
@@ -112,16 +116,16 @@ pub(crate) fn verify_chain(storage: &dyn Storage, user: &UserDoc) -> Result<Chai
     let mut expected_seq = 1u64;
     let mut prev_hash = String::new();
     let events_checked = u64::try_from(raw.len()).unwrap_or(u64::MAX);
-    for (key, record) in raw {
+    for crate::Entry { key, value: record } in raw {
         let key_seq = key
             .strip_prefix(&prefix)
             .and_then(|s| s.parse::<u64>().ok())
             .map(|inverted| u64::MAX - inverted);
-        let Ok(event) = serde_json::from_slice::<EventDoc>(&record.value) else {
+        let Ok(event) = serde_json::from_str::<EventDoc>(&record.value) else {
             let seq = key_seq.unwrap_or(expected_seq);
             problems.push(ChainProblem {
                 seq,
-                problem: "unreadable".into(),
+                problem: ChainProblemKind::Unreadable,
             });
             expected_seq = seq + 1;
             prev_hash = String::new();
@@ -130,26 +134,26 @@ pub(crate) fn verify_chain(storage: &dyn Storage, user: &UserDoc) -> Result<Chai
         if key_seq != Some(event.seq) {
             problems.push(ChainProblem {
                 seq: event.seq,
-                problem: "out_of_order".into(),
+                problem: ChainProblemKind::OutOfOrder,
             });
         }
         if event.seq > expected_seq {
             for missing in expected_seq..event.seq {
                 problems.push(ChainProblem {
                     seq: missing,
-                    problem: "missing".into(),
+                    problem: ChainProblemKind::Missing,
                 });
             }
         }
         if event_hash(&event)? != event.hash {
             problems.push(ChainProblem {
                 seq: event.seq,
-                problem: "altered".into(),
+                problem: ChainProblemKind::Altered,
             });
         } else if event.prev_hash != prev_hash {
             problems.push(ChainProblem {
                 seq: event.seq,
-                problem: "broken_link".into(),
+                problem: ChainProblemKind::BrokenLink,
             });
         }
         expected_seq = event.seq.max(expected_seq) + 1;
@@ -159,19 +163,20 @@ pub(crate) fn verify_chain(storage: &dyn Storage, user: &UserDoc) -> Result<Chai
         for missing in expected_seq..=user.audit_seq {
             problems.push(ChainProblem {
                 seq: missing,
-                problem: "missing".into(),
+                problem: ChainProblemKind::Missing,
             });
         }
     } else if user.audit_hash != prev_hash {
         problems.push(ChainProblem {
             seq: user.audit_seq,
-            problem: "altered".into(),
+            problem: ChainProblemKind::Altered,
         });
     }
     problems.sort_by_key(|p| p.seq);
     Ok(ChainReport {
         intact: problems.is_empty(),
         events_checked,
+        checkpoint_seq: 0,
         problems,
     })
 }

@@ -4,19 +4,19 @@
 use serde::{Deserialize, Serialize};
 use webauthn_rs_core::proto::{AuthenticationState, Credential, RegistrationState};
 
-use crate::config::Argon2Params;
-use crate::model::EventKind;
+use crate::Argon2Params;
+use crate::EventKind;
 
 /// The schema version this engine writes and reads.
 pub(crate) const SCHEMA_VERSION: u32 = 1;
 
 /// Documents that carry a schema version.
-pub(crate) trait Versioned {
+pub(crate) trait Doc {
     fn schema_version(&self) -> u32;
 }
 
 macro_rules! versioned {
-    ($($t:ty),*) => {$(impl Versioned for $t { fn schema_version(&self) -> u32 { self.v } })*};
+    ($($t:ty),*) => {$(impl Doc for $t { fn schema_version(&self) -> u32 { self.v } })*};
 }
 versioned!(
     EmailDoc,
@@ -83,6 +83,9 @@ pub(crate) struct UserDoc {
     pub user_handle: String,
     pub created_at: u64,
     pub two_factor: bool,
+    /// The security epoch (A6).
+    #[serde(default = "first_epoch")]
+    pub epoch: u64,
     /// Consecutive failed password or second-factor attempts (S6).
     pub failures: u32,
     pub locked_until: Option<u64>,
@@ -90,6 +93,10 @@ pub(crate) struct UserDoc {
     /// The newest audit event (L3): its sequence number and hash.
     pub audit_seq: u64,
     pub audit_hash: String,
+}
+
+fn first_epoch() -> u64 {
+    1
 }
 
 /// A backup-code set: one salt, one argon2id hash per code (B2).

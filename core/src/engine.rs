@@ -5,17 +5,19 @@
 use webauthn_rs_core::proto::{Credential, PublicKeyCredential, RegisterPublicKeyCredential};
 
 use crate::audit::{self, details};
-use crate::config::Config;
+use crate::config::Settings;
 use crate::docs::{
     CodeSet, CredentialOwnerDoc, EmailDoc, PasskeyDoc, PendingDoc, RegistrationCeremony,
     RegistrationDoc, SCHEMA_VERSION, StoredCode, UserDoc, keys,
 };
 use crate::error::{Error, Result};
-use crate::model::*;
+use crate::proto::audit::*;
+use crate::proto::model::*;
 use crate::secrets::{self, SlowHasher, b64url, sha256_hex};
-use crate::storage::{Environment, Host};
 use crate::txn::Txn;
 use crate::webauthn::{AssertionFailure, RelyingParty, parse_credential};
+use crate::{Config, HostError};
+use crate::{Environment, Host};
 
 /// What one attempt decides: `Err` aborts with nothing written; `Ok(outcome)` commits the
 /// attempt's batch, then answers `outcome` (which may itself be an error, such as a wrong
@@ -37,6 +39,7 @@ struct Memo {
 /// A configured engine. Cheap to share: it is `Send + Sync` and holds no per-user state.
 pub struct Engine {
     config: Config,
+    settings: Settings,
     rp: RelyingParty,
     hasher: SlowHasher,
     dummy_hash: String,
@@ -52,13 +55,14 @@ impl std::fmt::Debug for Engine {
 
 impl Engine {
     /// An engine for one relying party. Refuses a configuration that fails
-    /// [`Config::validate`].
+    /// the checks of its fields' documentation (`invalid_input` names the field).
     pub fn new(config: Config) -> Result<Engine> {
-        config.validate()?;
-        let rp = RelyingParty::new(&config)?;
-        let dummy_hash = secrets::dummy_password_hash(config.password_hash);
+        let settings = Settings::from_config(&config)?;
+        let rp = RelyingParty::new(&settings)?;
+        let dummy_hash = secrets::dummy_password_hash(settings.password_hash);
         Ok(Engine {
             config,
+            settings,
             rp,
             hasher: SlowHasher::default(),
             dummy_hash,
@@ -86,9 +90,9 @@ impl Engine {
         check_context(ctx)?;
         let (email, email_key) = normalise_email(&req.email)?;
         check_password_length(&req.password)?;
-        let password = self
-            .hasher
-            .hash_password(self.config.password_hash, &req.password, host)?;
+        let password =
+            self.hasher
+                .hash_password(self.settings.password_hash, &req.password, host)?;
         let user_id = b64url(&secrets::random::<16>(host)?);
         let user_handle = b64url(&secrets::random::<16>(host)?);
         self.run(host, |txn| {
@@ -106,6 +110,7 @@ impl Engine {
                 user_handle: user_handle.clone(),
                 created_at: now,
                 two_factor: false,
+                epoch: 1,
                 failures: 0,
                 locked_until: None,
                 backup_codes: None,
@@ -160,10 +165,10 @@ impl Engine {
                 txn.put(&user_key, &user)?;
                 return Ok(Err(Error::InvalidCredentials));
             }
-            if secrets::needs_rehash(&user.password, self.config.password_hash) {
+            if secrets::needs_rehash(&user.password, self.settings.password_hash) {
                 user.password =
                     self.hasher
-                        .hash_password(self.config.password_hash, &req.password, host)?;
+                        .hash_password(self.settings.password_hash, &req.password, host)?;
             }
             audit::append(txn, &mut user, ctx, now, EventKind::PasswordOk, details!())?;
             if !user.two_factor {
@@ -173,6 +178,8 @@ impl Engine {
                 return Ok(Ok(SignInOutcome::SignedIn(SignedIn {
                     user_id: user.id.clone(),
                     remember_me: req.remember_me,
+                    security_epoch: user.epoch,
+                    device_token: String::new(),
                     backup_codes_remaining: None,
                     backup_codes_running_low: None,
                 })));
@@ -187,7 +194,7 @@ impl Engine {
             let pending = PendingDoc {
                 v: SCHEMA_VERSION,
                 user_id: user.id.clone(),
-                expires_at: now + self.config.pending_sign_in_ttl_secs * 1000,
+                expires_at: now + self.settings.pending_sign_in_ttl_secs * 1000,
                 failures: 0,
                 state,
             };
@@ -253,6 +260,8 @@ impl Engine {
                     Ok(Ok(SignedIn {
                         user_id: user.id.clone(),
                         remember_me: false,
+                        security_epoch: user.epoch,
+                        device_token: String::new(),
                         backup_codes_remaining: None,
                         backup_codes_running_low: None,
                     }))
@@ -320,6 +329,8 @@ impl Engine {
                     Ok(Ok(SignedIn {
                         user_id: user.id.clone(),
                         remember_me: false,
+                        security_epoch: user.epoch,
+                        device_token: String::new(),
                         backup_codes_remaining: Some(remaining),
                         backup_codes_running_low: Some(self.running_low(remaining)),
                     }))
@@ -379,7 +390,7 @@ impl Engine {
             let reg_key = keys::registration(&user.id);
             let ceremony = Some(RegistrationCeremony {
                 name: name.clone(),
-                expires_at: now + self.config.registration_ttl_secs * 1000,
+                expires_at: now + self.settings.registration_ttl_secs * 1000,
                 state,
             });
             let doc = RegistrationDoc {
@@ -508,8 +519,10 @@ impl Engine {
         host: &dyn Host,
         ctx: &Context,
         req: UserRef,
-    ) -> Result<Vec<Passkey>> {
-        Ok(self.status(host, ctx, req)?.passkeys)
+    ) -> Result<PasskeyList> {
+        Ok(PasskeyList {
+            passkeys: self.status(host, ctx, req)?.passkeys,
+        })
     }
 
     /// Renames a passkey (P4).
@@ -634,7 +647,10 @@ impl Engine {
                     EventKind::TwoFactorEnabled,
                     details!("reason" => "user"),
                 )?;
-                Ok(BackupCodes { codes })
+                Ok(BackupCodes {
+                    codes,
+                    security_epoch: user.epoch,
+                })
             },
         )
     }
@@ -685,7 +701,10 @@ impl Engine {
             two_factor_on,
             |txn, user, now, memo| {
                 let codes = self.install_fresh_codes(txn, user, ctx, now, memo, "regenerated")?;
-                Ok(BackupCodes { codes })
+                Ok(BackupCodes {
+                    codes,
+                    security_epoch: user.epoch,
+                })
             },
         )
     }
@@ -716,14 +735,16 @@ impl Engine {
         let mut txn = Txn::new(host);
         load_user(&mut txn, &req.user_id)?;
         let after = req.before.map(|seq| keys::event(&req.user_id, seq));
-        let limit = usize::try_from(limit).map_err(Error::internal)?;
         let page = txn.scan::<crate::docs::EventDoc>(
             &keys::events(&req.user_id),
             after.as_deref(),
             limit,
         )?;
-        let full = page.len() == limit;
-        let events: Vec<AuditEvent> = page.into_iter().map(|(_, e)| audit::to_public(e)).collect();
+        let full = page.len() == limit as usize;
+        let events = page
+            .into_iter()
+            .map(|(_, e)| audit::to_public(e))
+            .collect::<Result<Vec<AuditEvent>>>()?;
         let next_before = events.last().filter(|e| full && e.seq > 1).map(|e| e.seq);
         Ok(AuditPage {
             events,
@@ -736,13 +757,53 @@ impl Engine {
         &self,
         host: &dyn Host,
         ctx: &Context,
-        req: UserRef,
+        req: VerifyAudit,
     ) -> Result<ChainReport> {
         check_context(ctx)?;
         check_user_id(&req.user_id)?;
         let mut txn = Txn::new(host);
         let user = load_user(&mut txn, &req.user_id)?;
         audit::verify_chain(host, &user)
+    }
+
+    /// Changes a signed-in user's password (A4).
+    pub fn change_password(
+        &self,
+        _host: &dyn Host,
+        _ctx: &Context,
+        _req: ChangePassword,
+    ) -> Result<PasswordChanged> {
+        Err(Error::internal("change_password: not built yet"))
+    }
+
+    /// Resets a password after the host's own proof of email ownership (A5).
+    pub fn reset_password(
+        &self,
+        _host: &dyn Host,
+        _ctx: &Context,
+        _req: ResetPassword,
+    ) -> Result<PasswordChanged> {
+        Err(Error::internal("reset_password: not built yet"))
+    }
+
+    /// The newest event of a user's chain (L3).
+    pub fn audit_anchor(
+        &self,
+        _host: &dyn Host,
+        _ctx: &Context,
+        _req: UserRef,
+    ) -> Result<AuditAnchor> {
+        Err(Error::internal("audit_anchor: not built yet"))
+    }
+
+    /// Prunes old audit events (L5).
+    pub fn prune_audit_events(
+        &self,
+        _host: &dyn Host,
+        _ctx: &Context,
+        _req: PruneAudit,
+    ) -> Result<AuditPruned> {
+        Err(Error::internal("prune_audit_events: not built yet"))
     }
 
     // ----- the machinery shared by the operations -----
@@ -753,7 +814,7 @@ impl Engine {
         host: &dyn Host,
         mut attempt: impl FnMut(&mut Txn<'_>) -> Attempt<T>,
     ) -> Result<T> {
-        for _ in 0..=self.config.max_conflict_retries {
+        for _ in 0..=self.settings.max_conflict_retries {
             let mut txn = Txn::new(host);
             let outcome = attempt(&mut txn)?;
             let writes = txn.into_writes();
@@ -762,7 +823,7 @@ impl Engine {
             }
             match host.commit(&writes) {
                 Ok(()) => return outcome,
-                Err(crate::storage::HostError::Conflict) => continue,
+                Err(HostError::Conflict) => continue,
                 Err(e) => return Err(Error::Storage(e)),
             }
         }
@@ -875,8 +936,8 @@ impl Engine {
     ) -> Result<()> {
         user.failures += 1;
         audit::append(txn, user, ctx, now, kind, details)?;
-        if user.failures >= self.config.lockout_threshold {
-            let until = now + self.config.lockout_secs * 1000;
+        if user.failures >= 10 {
+            let until = now + 900 * 1000;
             user.failures = 0;
             user.locked_until = Some(until);
             audit::append(
@@ -936,7 +997,7 @@ impl Engine {
     /// Counts a failed second-factor attempt against the pending sign-in; voids it at the limit.
     fn fail_pending(&self, txn: &mut Txn<'_>, key: &str, pending: &mut PendingDoc) -> Result<()> {
         pending.failures += 1;
-        if pending.failures >= self.config.max_second_factor_attempts {
+        if pending.failures >= self.settings.max_second_factor_attempts {
             txn.delete(key)
         } else {
             txn.put(key, pending)
@@ -988,9 +1049,9 @@ impl Engine {
     }
 
     fn make_code_set(&self, env: &dyn Environment, now: u64) -> Result<(Vec<String>, CodeSet)> {
-        let codes = secrets::generate_codes(env, self.config.backup_code_count)?;
+        let codes = secrets::generate_codes(env, self.settings.backup_code_count)?;
         let salt = secrets::random::<16>(env)?;
-        let params = self.config.backup_code_hash;
+        let params = self.settings.backup_code_hash;
         let mut stored = Vec::with_capacity(codes.len());
         for code in &codes {
             let normalised = secrets::normalise_code(code)
@@ -1020,7 +1081,7 @@ impl Engine {
     }
 
     fn running_low(&self, remaining: u32) -> bool {
-        remaining <= self.config.backup_code_low_watermark
+        remaining <= self.settings.backup_code_low_watermark
     }
 
     fn status_of(&self, user: &UserDoc, passkeys: &[PasskeyDoc]) -> Status {
@@ -1032,6 +1093,7 @@ impl Engine {
             passkeys: passkeys.iter().map(to_passkey).collect(),
             backup_codes_remaining: remaining,
             backup_codes_running_low: user.two_factor && self.running_low(remaining),
+            security_epoch: user.epoch,
         }
     }
 }

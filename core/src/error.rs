@@ -1,111 +1,11 @@
-//! The one error type of the engine. Its variants are the stable codes of SPEC.md; hosts map
-//! [`ErrorCode`] to their own statuses and never parse messages.
+//! The one error type of the engine. Its variants are the stable codes of SPEC.md (declared
+//! once, in `twofold-proto`); hosts map [`ErrorCode`] to their own statuses and never parse
+//! messages. At a boundary an [`Error`] becomes the wire record [`EngineError`].
 
 use std::fmt;
 
-use crate::storage::HostError;
-
-/// Every error code the engine can return, numbered once and never reused.
-///
-/// The numbers are the C status values (0 is reserved for "ok"); the strings are the codes in
-/// JSON, WIT and the conformance transcripts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// Malformed, oversized or out-of-range input.
-    InvalidInput = 1,
-    /// Unknown email or wrong password (indistinguishable on purpose, rule A3).
-    InvalidCredentials = 2,
-    /// Too many failed attempts for this account; retry later (rule S6).
-    RateLimited = 3,
-    /// The operation needs the second sign-in step first.
-    SecondFactorRequired = 4,
-    /// A WebAuthn registration or assertion did not verify.
-    InvalidPasskey = 5,
-    /// The backup code is unknown or already used.
-    InvalidBackupCode = 6,
-    /// The ceremony, pending sign-in or challenge is over (expired, used or voided).
-    Expired = 7,
-    /// An unknown user, passkey or other id.
-    NotFound = 8,
-    /// The thing exists already (an account for the email, a credential id).
-    AlreadyExists = 9,
-    /// Two-factor authentication is on already.
-    AlreadyEnabled = 10,
-    /// Two-factor authentication is off.
-    NotEnabled = 11,
-    /// The user has no passkey.
-    NoPasskey = 12,
-    /// Concurrent writes kept conflicting; nothing was written.
-    Conflict = 13,
-    /// The host's storage (or clock, or randomness) failed; nothing was written.
-    Storage = 14,
-    /// A bug or an impossible state; nothing was written.
-    Internal = 15,
-}
-
-impl ErrorCode {
-    /// All codes, in numeric order.
-    pub const ALL: [ErrorCode; 15] = [
-        ErrorCode::InvalidInput,
-        ErrorCode::InvalidCredentials,
-        ErrorCode::RateLimited,
-        ErrorCode::SecondFactorRequired,
-        ErrorCode::InvalidPasskey,
-        ErrorCode::InvalidBackupCode,
-        ErrorCode::Expired,
-        ErrorCode::NotFound,
-        ErrorCode::AlreadyExists,
-        ErrorCode::AlreadyEnabled,
-        ErrorCode::NotEnabled,
-        ErrorCode::NoPasskey,
-        ErrorCode::Conflict,
-        ErrorCode::Storage,
-        ErrorCode::Internal,
-    ];
-
-    /// The stable snake_case code, as in SPEC.md.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidInput => "invalid_input",
-            ErrorCode::InvalidCredentials => "invalid_credentials",
-            ErrorCode::RateLimited => "rate_limited",
-            ErrorCode::SecondFactorRequired => "second_factor_required",
-            ErrorCode::InvalidPasskey => "invalid_passkey",
-            ErrorCode::InvalidBackupCode => "invalid_backup_code",
-            ErrorCode::Expired => "expired",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::AlreadyExists => "already_exists",
-            ErrorCode::AlreadyEnabled => "already_enabled",
-            ErrorCode::NotEnabled => "not_enabled",
-            ErrorCode::NoPasskey => "no_passkey",
-            ErrorCode::Conflict => "conflict",
-            ErrorCode::Storage => "storage",
-            ErrorCode::Internal => "internal",
-        }
-    }
-
-    /// The numeric status (1..=15) used by the C library.
-    pub fn number(self) -> i32 {
-        self as i32
-    }
-
-    /// The code for a numeric status, if there is one.
-    pub fn from_number(n: i32) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|c| c.number() == n)
-    }
-
-    /// The code for its string form, if there is one.
-    pub fn parse(s: &str) -> Option<ErrorCode> {
-        ErrorCode::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use twofold_proto::ErrorCode;
+use twofold_proto::{EngineError, HostError};
 
 /// An engine error: a stable code plus a human message. Messages never contain secrets.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -205,6 +105,16 @@ impl From<HostError> for Error {
         match e {
             HostError::Conflict => Error::Conflict,
             other => Error::Storage(other),
+        }
+    }
+}
+
+impl From<Error> for EngineError {
+    fn from(e: Error) -> EngineError {
+        EngineError {
+            code: e.code(),
+            message: e.to_string(),
+            retry_after_secs: e.retry_after_secs(),
         }
     }
 }

@@ -7,10 +7,14 @@
 //! all-or-nothing commit. The C library (`ffi/`) and the WASI component (`wasm-component/`)
 //! only translate types around this crate.
 //!
+//! The requests and answers are the wire types of `twofold-proto`, re-exported here, so every
+//! edge (C library, component, hosts) speaks the same types.
+//!
 //! ```no_run
-//! use twofold_core::{Config, Context, CreateAccount, Engine};
+//! use twofold_core::{AuditKey, Config, Context, CreateAccount, Engine};
 //! # fn demo(host: &dyn twofold_core::Host) -> twofold_core::Result<()> {
-//! let engine = Engine::new(Config::new("example.com", "Example", "https://example.com"))?;
+//! let key = AuditKey::new("2026-01", std::env::var("TWOFOLD_AUDIT_KEY").unwrap_or_default());
+//! let engine = Engine::new(Config::new("example.com", "Example", "https://example.com", key))?;
 //! let ctx = Context::new("203.0.113.7", "Mozilla/5.0");
 //! let account = engine.create_account(host, &ctx, CreateAccount {
 //!     email: "ada@example.com".into(),
@@ -38,17 +42,21 @@ mod config;
 mod docs;
 mod engine;
 mod error;
-mod model;
 mod secrets;
-mod storage;
 mod txn;
 mod webauthn;
 
-pub use config::{Argon2Params, Config, UserVerification};
 pub use engine::Engine;
 pub use error::{Error, ErrorCode, Result};
-pub use model::*;
-pub use storage::{Environment, Expect, Host, HostError, Record, Storage, Write};
-
-/// The largest JSON document the engine accepts in one call (E1).
-pub const MAX_JSON_BYTES: usize = 64 * 1024;
+pub use twofold_proto as proto;
+pub use twofold_proto::ops::op;
+pub use twofold_proto::{
+    AccountCreated, Argon2Params, AuditAnchor, AuditEvent, AuditKey, AuditPage, AuditPruned,
+    AuditQuery, BackupCodeSignIn, BackupCodes, ChainProblem, ChainProblemKind, ChainReport,
+    ChangePassword, Config, Context, CreateAccount, EngineError, Entry, Environment, EventKind,
+    Expect, FinishRegistration, Host, HostError, MAX_JSON_BYTES, Op, Operation, Passkey,
+    PasskeyList, PasskeyRegistered, PasskeySignIn, PasswordChanged, PasswordConfirmed, PruneAudit,
+    RegistrationStarted, RemovePasskey, RenamePasskey, ResetPassword, SecondFactorRequired, SignIn,
+    SignInOutcome, SignedIn, StartRegistration, Status, Storage, UserRef, UserVerification,
+    VerifyAudit, Versioned, Write, for_each_op,
+};

@@ -9,9 +9,9 @@ use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::config::Argon2Params;
+use crate::Argon2Params;
+use crate::Environment;
 use crate::error::{Error, Result};
-use crate::storage::Environment;
 
 /// Backup-code characters: no 0/o, 1/l/i look-alikes.
 const CODE_ALPHABET: &[u8; 31] = b"23456789abcdefghjkmnpqrstuvwxyz";

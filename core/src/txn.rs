@@ -7,16 +7,16 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::docs::{SCHEMA_VERSION, Versioned};
+use crate::docs::{Doc, SCHEMA_VERSION};
 use crate::error::{Error, Result};
-use crate::storage::{Expect, Host, Write};
+use crate::{Expect, Host, HostError, Write};
 
 pub(crate) struct Txn<'h> {
     host: &'h dyn Host,
     /// The version of each key when first read; `None` for a key that was absent.
     seen: HashMap<String, Option<u64>>,
-    /// Pending writes by key: `Some(bytes)` to put, `None` to delete.
-    writes: BTreeMap<String, Option<Vec<u8>>>,
+    /// Pending writes by key: `Some(document)` to put, `None` to delete.
+    writes: BTreeMap<String, Option<String>>,
 }
 
 impl<'h> Txn<'h> {
@@ -32,8 +32,8 @@ impl<'h> Txn<'h> {
         self.host
     }
 
-    pub(crate) fn get<T: DeserializeOwned + Versioned>(&mut self, key: &str) -> Result<Option<T>> {
-        let record = self.host.get(key)?;
+    pub(crate) fn get<T: DeserializeOwned + Doc>(&mut self, key: &str) -> Result<Option<T>> {
+        let record = self.host.get(key).map_err(read_error)?;
         self.seen
             .entry(key.to_owned())
             .or_insert(record.as_ref().map(|r| r.version));
@@ -41,16 +41,16 @@ impl<'h> Txn<'h> {
     }
 
     /// Entries under `prefix`, all of them, in key order.
-    pub(crate) fn scan_all<T: DeserializeOwned + Versioned>(
+    pub(crate) fn scan_all<T: DeserializeOwned + Doc>(
         &mut self,
         prefix: &str,
     ) -> Result<Vec<(String, T)>> {
-        const PAGE: usize = 256;
+        const PAGE: u32 = 256;
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
             let page = self.scan::<T>(prefix, after.as_deref(), PAGE)?;
-            let full = page.len() == PAGE;
+            let full = page.len() == PAGE as usize;
             after = page.last().map(|(k, _)| k.clone());
             out.extend(page);
             if !full {
@@ -59,20 +59,20 @@ impl<'h> Txn<'h> {
         }
     }
 
-    pub(crate) fn scan<T: DeserializeOwned + Versioned>(
+    pub(crate) fn scan<T: DeserializeOwned + Doc>(
         &mut self,
         prefix: &str,
         after: Option<&str>,
-        limit: usize,
+        limit: u32,
     ) -> Result<Vec<(String, T)>> {
-        let page = self.host.scan(prefix, after, limit)?;
-        if page.len() > limit {
+        let page = self.host.scan(prefix, after, limit).map_err(read_error)?;
+        if page.len() > limit as usize {
             return Err(Error::internal(
                 "storage scan returned more entries than asked for",
             ));
         }
         let mut out = Vec::with_capacity(page.len());
-        for (key, record) in page {
+        for crate::Entry { key, value: record } in page {
             if !key.starts_with(prefix) || after.is_some_and(|a| key.as_str() <= a) {
                 return Err(Error::internal(
                     "storage scan returned a key outside the range asked for",
@@ -138,16 +138,28 @@ impl<'h> Txn<'h> {
     }
 }
 
-fn encode<T: Serialize>(doc: &T) -> Result<Vec<u8>> {
-    serde_json::to_vec(doc).map_err(Error::internal)
+/// `get` and `scan` may fail, but never conflict: only `commit` checks expectations. A host that
+/// answers `conflict` to a read breaks the contract, so it is a storage failure, the same through
+/// every boundary.
+pub(crate) fn read_error(e: HostError) -> Error {
+    match e {
+        HostError::Conflict => Error::Storage(HostError::Failed(
+            "a read answered `conflict`, which only commit may".into(),
+        )),
+        other => Error::Storage(other),
+    }
 }
 
-fn decode<T: DeserializeOwned + Versioned>(key: &str, bytes: &[u8]) -> Result<T> {
+fn encode<T: Serialize>(doc: &T) -> Result<String> {
+    serde_json::to_string(doc).map_err(Error::internal)
+}
+
+fn decode<T: DeserializeOwned + Doc>(key: &str, text: &str) -> Result<T> {
     #[derive(serde::Deserialize)]
     struct Header {
         v: u32,
     }
-    let header: Header = serde_json::from_slice(bytes)
+    let header: Header = serde_json::from_str(text)
         .map_err(|e| Error::internal(format!("stored document {key} is unreadable: {e}")))?;
     if header.v != SCHEMA_VERSION {
         return Err(Error::internal(format!(
@@ -155,7 +167,7 @@ fn decode<T: DeserializeOwned + Versioned>(key: &str, bytes: &[u8]) -> Result<T>
             header.v
         )));
     }
-    let doc: T = serde_json::from_slice(bytes)
+    let doc: T = serde_json::from_str(text)
         .map_err(|e| Error::internal(format!("stored document {key} is unreadable: {e}")))?;
     debug_assert_eq!(doc.schema_version(), SCHEMA_VERSION);
     Ok(doc)

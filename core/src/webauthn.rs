@@ -8,7 +8,6 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use url::Url;
 use webauthn_rs_core::WebauthnCore;
 use webauthn_rs_core::error::WebauthnError;
 use webauthn_rs_core::proto::{
@@ -17,10 +16,10 @@ use webauthn_rs_core::proto::{
     UserVerificationPolicy,
 };
 
-use crate::config::{Config, UserVerification};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::secrets::{b64url, random};
-use crate::storage::Environment;
+use crate::{Environment, UserVerification};
 
 /// Why an assertion failed, for the audit log.
 pub(crate) enum AssertionFailure {
@@ -36,14 +35,8 @@ pub(crate) struct RelyingParty {
 }
 
 impl RelyingParty {
-    pub(crate) fn new(config: &Config) -> Result<RelyingParty> {
-        let origins = config
-            .origins
-            .iter()
-            .map(|o| {
-                Url::parse(o).map_err(|e| Error::invalid(format!("origin {o:?} is not a URL: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
+    pub(crate) fn new(config: &Settings) -> Result<RelyingParty> {
+        let origins = config.origins.clone();
         let timeout = Duration::from_secs(
             config
                 .registration_ttl_secs
@@ -72,7 +65,7 @@ impl RelyingParty {
         user_handle: &[u8],
         user_name: &str,
         exclude: Vec<CredentialID>,
-    ) -> Result<(Value, RegistrationState)> {
+    ) -> Result<(String, RegistrationState)> {
         let builder = self
             .core
             .new_challenge_register_builder(user_handle, user_name, user_name)
@@ -102,7 +95,7 @@ impl RelyingParty {
             selection.insert("residentKey".into(), "preferred".into());
             selection.insert("requireResidentKey".into(), false.into());
         }
-        Ok((json, state))
+        Ok((json.to_string(), state))
     }
 
     /// Verifies an attestation against its ceremony (P2).
@@ -138,7 +131,7 @@ impl RelyingParty {
         &self,
         env: &dyn Environment,
         credentials: Vec<Credential>,
-    ) -> Result<(Value, AuthenticationState)> {
+    ) -> Result<(String, AuthenticationState)> {
         let builder = self
             .core
             .new_challenge_authenticate_builder(credentials, Some(self.policy))
@@ -153,7 +146,7 @@ impl RelyingParty {
         let state = replace_challenge(&state, &challenge)?;
         let mut json = serde_json::to_value(&options.public_key).map_err(Error::internal)?;
         strip_nulls(&mut json);
-        Ok((json, state))
+        Ok((json.to_string(), state))
     }
 
     /// Verifies an assertion against the stored credential it names (S3, P6, P7).

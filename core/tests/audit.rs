@@ -81,7 +81,7 @@ fn l1_every_security_event_is_recorded_with_host_context_and_no_secret() {
             && e.user_id == user)
     );
     let disabled = &events[0];
-    assert_eq!(disabled.details["reason"], "last_passkey_removed");
+    assert_eq!(details(&disabled)["reason"], "last_passkey_removed");
     let text = serde_json::to_string(&events).unwrap();
     assert!(!text.contains(PASSWORD) && !text.contains("$argon2"));
     for code in &codes {
@@ -172,8 +172,9 @@ fn chain(w: &World, user: &str) -> ChainReport {
         .verify_audit_chain(
             &w.host,
             &w.ctx,
-            UserRef {
+            VerifyAudit {
                 user_id: user.into(),
+                anchor: None,
             },
         )
         .unwrap()
@@ -199,17 +200,15 @@ fn l3_the_chain_reports_altered_dropped_and_reordered_events() {
 
     // Altered: an event's IP rewritten.
     let k5 = event_key(&user, 5);
-    let text = String::from_utf8(pristine[&k5].value.clone())
-        .unwrap()
-        .replace("198.51.100.4", "10.0.0.1");
-    w.host.storage.tamper(&k5, text.into_bytes());
+    let text = pristine[&k5].value.replace("198.51.100.4", "10.0.0.1");
+    w.host.storage.tamper(&k5, text);
     let report = chain(&w, &user);
     assert!(!report.intact);
     assert_eq!(
         report.problems,
         [ChainProblem {
             seq: 5,
-            problem: "altered".into()
+            problem: ChainProblemKind::Altered
         }]
     );
     restore(&w);
@@ -220,9 +219,12 @@ fn l3_the_chain_reports_altered_dropped_and_reordered_events() {
         chain(&w, &user)
             .problems
             .iter()
-            .map(|p| (p.seq, p.problem.as_str()))
+            .map(|p| (p.seq, p.problem))
             .collect::<Vec<_>>(),
-        [(7, "missing"), (8, "broken_link")]
+        [
+            (7, ChainProblemKind::Missing),
+            (8, ChainProblemKind::BrokenLink)
+        ]
     );
     restore(&w);
     w.host.storage.tamper_remove(&event_key(&user, 19));
@@ -230,7 +232,7 @@ fn l3_the_chain_reports_altered_dropped_and_reordered_events() {
         chain(&w, &user).problems,
         [ChainProblem {
             seq: 19,
-            problem: "missing".into()
+            problem: ChainProblemKind::Missing
         }]
     );
     restore(&w);
@@ -242,7 +244,10 @@ fn l3_the_chain_reports_altered_dropped_and_reordered_events() {
     let report = chain(&w, &user);
     assert!(!report.intact);
     assert!(
-        report.problems.iter().any(|p| p.problem == "out_of_order"),
+        report
+            .problems
+            .iter()
+            .any(|p| p.problem == ChainProblemKind::OutOfOrder),
         "{report:?}"
     );
     restore(&w);
@@ -262,7 +267,7 @@ fn l4_events_a_user_should_hear_about_are_marked_notify() {
             TwoFactorDisabled | PasskeyRegistered | PasskeyRemoved | BackupCodeOk | Throttled => {
                 true
             }
-            BackupCodesGenerated => e.details["reason"] == "regenerated",
+            BackupCodesGenerated => details(&e)["reason"] == "regenerated",
             _ => false,
         };
         assert_eq!(e.notify, expected, "{:?} {:?}", e.kind, e.details);

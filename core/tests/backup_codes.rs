@@ -134,7 +134,7 @@ fn b4_regenerating_needs_the_password_and_2fa_and_voids_the_old_set() {
 #[test]
 fn b5_checking_a_code_costs_one_slow_hash_however_many_codes_there_are() {
     let mut config = twofold_testkit::fast_config();
-    config.backup_code_count = 40;
+    config.backup_code_count = Some(40);
     let mut w = world_with(config);
     let (_, codes) = w.user_with_2fa("ada@example.com");
     for candidate in ["2222-2222-2222", codes[39].as_str(), "not a code at all"] {

@@ -265,10 +265,13 @@ fn p4_passkeys_can_be_listed_renamed_and_removed_with_the_password() {
         )
         .unwrap();
     assert_eq!(
-        list.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+        list.passkeys
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect::<Vec<_>>(),
         ["Laptop", "Phone"]
     );
-    let laptop = &list[0];
+    let laptop = &list.passkeys[0];
     assert_eq!(laptop.transports, ["internal"]);
     assert_eq!(laptop.last_used_at, None);
     assert!(!laptop.backup_eligible && !laptop.backed_up);
@@ -380,7 +383,7 @@ fn p6_a_successful_assertion_updates_counter_and_last_use_and_a_regression_is_re
             .into_iter()
             .find(|e| e.kind == EventKind::PasskeyOk)
             .unwrap();
-        assert_eq!(last.details["counter"], expected);
+        assert_eq!(details(&last)["counter"], expected);
     }
     assert_eq!(
         w.status(&user).passkeys[0].last_used_at,
@@ -390,7 +393,7 @@ fn p6_a_successful_assertion_updates_counter_and_last_use_and_a_regression_is_re
     let mut clone = clone;
     let pending = w.pending("ada@example.com");
     let cloned = clone
-        .authenticate(&pending.options, ORIGIN, &Tweaks::default())
+        .authenticate(&request_options(&pending), ORIGIN, &Tweaks::default())
         .unwrap();
     let refused = w.passkey_step(&pending.pending_token, &cloned).unwrap_err();
     assert_eq!(refused.code(), ErrorCode::InvalidPasskey);
@@ -399,7 +402,7 @@ fn p6_a_successful_assertion_updates_counter_and_last_use_and_a_regression_is_re
         .into_iter()
         .find(|e| e.kind == EventKind::PasskeyFailed)
         .unwrap();
-    assert_eq!(failed.details["reason"], "possible_cloned_authenticator");
+    assert_eq!(details(&failed)["reason"], "possible_cloned_authenticator");
 }
 
 #[test]
@@ -445,7 +448,7 @@ fn p7_request_options_need_no_round_trip_between_click_and_prompt() {
         "userVerification",
         "timeout",
     ] {
-        assert!(pending.options.get(field).is_some(), "{field}");
+        assert!(request_options(&pending).get(field).is_some(), "{field}");
     }
     assert!(!pending.options.to_string().contains("null"));
 }

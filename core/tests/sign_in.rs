@@ -75,7 +75,12 @@ fn a1_password_is_8_to_1024_bytes_without_composition_rules() {
 
 #[test]
 fn a2_passwords_are_stored_only_as_argon2id_phc_with_owasp_defaults() {
-    let w = world_with(Config::new("localhost", "t", "http://localhost:8080"));
+    let w = world_with(Config::new(
+        "localhost",
+        "t",
+        "http://localhost:8080",
+        twofold_testkit::test_audit_key(),
+    ));
     w.signup("ada@example.com");
     let text = w.storage_text();
     assert!(text.contains("$argon2id$v=19$m=19456,t=2,p=1$"), "{text}");
@@ -90,11 +95,11 @@ fn a2_sign_in_rehashes_a_password_stored_with_older_parameters() {
     let mut w = world();
     w.signup("ada@example.com");
     let mut newer = twofold_testkit::fast_config();
-    newer.password_hash = Argon2Params {
+    newer.password_hash = Some(Argon2Params {
         m_kib: 128,
         t: 2,
         p: 1,
-    };
+    });
     w.engine = Engine::new(newer).unwrap();
     assert!(w.storage_text().contains("m=64,t=1,p=1"));
     w.sign_in("ada@example.com", PASSWORD, false).unwrap();
@@ -158,7 +163,8 @@ fn s2_with_2fa_step_one_returns_a_hashed_pending_token_and_request_options() {
         "at least 128 bits, base64url"
     );
     assert_ne!(first.pending_token, second.pending_token);
-    let allowed: Vec<&str> = first.options["allowCredentials"]
+    let first_options = request_options(&first);
+    let allowed: Vec<&str> = first_options["allowCredentials"]
         .as_array()
         .unwrap()
         .iter()
@@ -166,10 +172,11 @@ fn s2_with_2fa_step_one_returns_a_hashed_pending_token_and_request_options() {
         .collect();
     assert_eq!(allowed, credential_ids);
     assert_ne!(
-        first.options["challenge"], second.options["challenge"],
+        request_options(&first)["challenge"],
+        request_options(&second)["challenge"],
         "a fresh challenge each time"
     );
-    assert_eq!(first.options["rpId"], "localhost");
+    assert_eq!(request_options(&first)["rpId"], "localhost");
     assert!(
         !w.storage_text().contains(&first.pending_token),
         "the token is stored only as a hash"
@@ -270,11 +277,11 @@ fn s3_assertions_that_do_not_verify_are_refused() {
 #[test]
 fn s3_user_verification_is_enforced_when_policy_requires_it() {
     let mut config = twofold_testkit::fast_config();
-    config.user_verification = UserVerification::Required;
+    config.user_verification = Some(UserVerification::Required);
     let mut w = world_with(config);
     w.user_with_2fa("ada@example.com");
     let pending = w.pending("ada@example.com");
-    assert_eq!(pending.options["userVerification"], "required");
+    assert_eq!(request_options(&pending)["userVerification"], "required");
     let unverified = w.assertion(
         &pending,
         &Tweaks {
@@ -301,7 +308,7 @@ fn s3_another_users_passkey_is_refused() {
     w.finish_registration(&bob, &credential).unwrap();
     let pending = w.pending("ada@example.com");
     let bob_id = other.credential_ids()[0].clone();
-    let mut request = pending.options.clone();
+    let mut request = request_options(&pending);
     request["allowCredentials"] = serde_json::json!([{ "type": "public-key", "id": b64(&bob_id) }]);
     let assertion = other
         .authenticate(&request, twofold_testkit::ORIGIN, &Tweaks::default())

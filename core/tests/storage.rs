@@ -156,8 +156,9 @@ fn steps() -> Vec<(&'static str, Step)> {
             ok(w.engine.verify_audit_chain(
                 &w.host,
                 &w.ctx,
-                UserRef {
+                VerifyAudit {
                     user_id: f.user.clone(),
+                    anchor: None,
                 },
             ))
         }),
@@ -186,7 +187,7 @@ fn d1_every_write_is_conditional_and_reaches_storage_only_through_the_host() {
     use twofold_core::Storage as _;
     let put = |key: &str, expect| Write {
         key: key.into(),
-        value: Some(b"x".to_vec()),
+        value: Some("x".to_string()),
         expect,
     };
     s.commit(&[put("a", Expect::Absent)]).unwrap();
@@ -334,15 +335,15 @@ fn d2_two_threads_racing_the_same_registration_response_one_wins() {
 fn d3_stored_documents_carry_a_schema_version() {
     let (w, f) = setup();
     for (key, record) in w.host.storage.snapshot() {
-        let doc: Value = serde_json::from_slice(&record.value).unwrap();
+        let doc: Value = serde_json::from_str(&record.value).unwrap();
         assert_eq!(doc["v"], 1, "{key}");
     }
     let key = format!("user/{}", f.user);
-    let mut doc: Value = serde_json::from_slice(&w.host.storage.snapshot()[&key].value).unwrap();
+    let mut doc: Value = serde_json::from_str(&w.host.storage.snapshot()[&key].value).unwrap();
     doc["v"] = json!(2);
     w.host
         .storage
-        .tamper(&key, serde_json::to_vec(&doc).unwrap());
+        .tamper(&key, serde_json::to_string(&doc).unwrap());
     let refused = w
         .engine
         .status(

@@ -1,13 +1,16 @@
 //! The twofold engine as a WASI component: the WIT world `twofold:engine/twofold`.
 //!
-//! This crate only translates. Requests arrive as WIT records and become `twofold-core`
-//! requests; answers and errors go back as WIT records. The engine reaches storage through the
-//! imported `twofold:engine/storage` interface, the clock through `wasi:clocks` (via
-//! `std::time::SystemTime`) and randomness through `wasi:random` (via `getrandom`). Nothing
-//! here unwraps: a failing import or bad input becomes a typed `error`, never a trap.
+//! This crate only translates, and there is almost nothing to translate: the bindings map every
+//! WIT record, variant and enum of `wit/types.wit` and `wit/storage.wit` onto the
+//! `twofold-proto` type of the same shape (`with` below), so requests arrive as the core's own
+//! types and answers leave as they are. A WIT type that drifts from its Rust twin is a compile
+//! error here. The engine reaches storage through the imported `twofold:engine/storage`
+//! interface, the clock through `wasi:clocks` (via `std::time::SystemTime`) and randomness
+//! through `wasi:random` (via `getrandom`). Nothing here unwraps: a failing import or bad input
+//! becomes a typed `engine-error`, never a trap.
 //!
-//! It builds natively too, so the workspace's clippy covers it; only the wasm32-wasip2 build
-//! is a usable component.
+//! It builds natively too, so the workspace's clippy and tests cover it; only the wasm32-wasip2
+//! build is a usable component, and only that build exports the component's entry points.
 #![deny(
     unsafe_code,
     clippy::unwrap_used,
@@ -18,16 +21,13 @@
     clippy::indexing_slicing
 )]
 
-mod convert;
-
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use twofold_core as tf;
+use twofold_core::proto;
 
 use crate::bindings::exports::twofold::engine::engine::{Guest, GuestEngine};
-use crate::bindings::exports::twofold::engine::types as wit;
 use crate::bindings::twofold::engine::storage;
-use crate::convert::{IntoCore, IntoWit};
 
 /// The generated bindings; kept in a module so their names stay apart from core's.
 #[allow(missing_docs, clippy::all, unsafe_code)]
@@ -35,6 +35,54 @@ mod bindings {
     wit_bindgen::generate!({
         world: "twofold",
         path: "../wit",
+        with: {
+            "twofold:engine/types@0.2.0/error-code": twofold_core::proto::ErrorCode,
+            "twofold:engine/types@0.2.0/engine-error": twofold_core::proto::EngineError,
+            "twofold:engine/types@0.2.0/argon2-params": twofold_core::proto::Argon2Params,
+            "twofold:engine/types@0.2.0/user-verification": twofold_core::proto::UserVerification,
+            "twofold:engine/types@0.2.0/audit-key": twofold_core::proto::AuditKey,
+            "twofold:engine/types@0.2.0/config": twofold_core::proto::Config,
+            "twofold:engine/types@0.2.0/context": twofold_core::proto::Context,
+            "twofold:engine/types@0.2.0/create-account": twofold_core::proto::CreateAccount,
+            "twofold:engine/types@0.2.0/account-created": twofold_core::proto::AccountCreated,
+            "twofold:engine/types@0.2.0/sign-in": twofold_core::proto::SignIn,
+            "twofold:engine/types@0.2.0/signed-in": twofold_core::proto::SignedIn,
+            "twofold:engine/types@0.2.0/second-factor-required": twofold_core::proto::SecondFactorRequired,
+            "twofold:engine/types@0.2.0/sign-in-outcome": twofold_core::proto::SignInOutcome,
+            "twofold:engine/types@0.2.0/passkey-sign-in": twofold_core::proto::PasskeySignIn,
+            "twofold:engine/types@0.2.0/backup-code-sign-in": twofold_core::proto::BackupCodeSignIn,
+            "twofold:engine/types@0.2.0/start-registration": twofold_core::proto::StartRegistration,
+            "twofold:engine/types@0.2.0/registration-started": twofold_core::proto::RegistrationStarted,
+            "twofold:engine/types@0.2.0/finish-registration": twofold_core::proto::FinishRegistration,
+            "twofold:engine/types@0.2.0/passkey": twofold_core::proto::Passkey,
+            "twofold:engine/types@0.2.0/passkey-list": twofold_core::proto::PasskeyList,
+            "twofold:engine/types@0.2.0/passkey-registered": twofold_core::proto::PasskeyRegistered,
+            "twofold:engine/types@0.2.0/rename-passkey": twofold_core::proto::RenamePasskey,
+            "twofold:engine/types@0.2.0/remove-passkey": twofold_core::proto::RemovePasskey,
+            "twofold:engine/types@0.2.0/password-confirmed": twofold_core::proto::PasswordConfirmed,
+            "twofold:engine/types@0.2.0/backup-codes": twofold_core::proto::BackupCodes,
+            "twofold:engine/types@0.2.0/user-ref": twofold_core::proto::UserRef,
+            "twofold:engine/types@0.2.0/status": twofold_core::proto::Status,
+            "twofold:engine/types@0.2.0/change-password": twofold_core::proto::ChangePassword,
+            "twofold:engine/types@0.2.0/password-changed": twofold_core::proto::PasswordChanged,
+            "twofold:engine/types@0.2.0/reset-password": twofold_core::proto::ResetPassword,
+            "twofold:engine/types@0.2.0/audit-query": twofold_core::proto::AuditQuery,
+            "twofold:engine/types@0.2.0/event-kind": twofold_core::proto::EventKind,
+            "twofold:engine/types@0.2.0/audit-event": twofold_core::proto::AuditEvent,
+            "twofold:engine/types@0.2.0/audit-page": twofold_core::proto::AuditPage,
+            "twofold:engine/types@0.2.0/audit-anchor": twofold_core::proto::AuditAnchor,
+            "twofold:engine/types@0.2.0/verify-audit": twofold_core::proto::VerifyAudit,
+            "twofold:engine/types@0.2.0/chain-problem-kind": twofold_core::proto::ChainProblemKind,
+            "twofold:engine/types@0.2.0/chain-problem": twofold_core::proto::ChainProblem,
+            "twofold:engine/types@0.2.0/chain-report": twofold_core::proto::ChainReport,
+            "twofold:engine/types@0.2.0/prune-audit": twofold_core::proto::PruneAudit,
+            "twofold:engine/types@0.2.0/audit-pruned": twofold_core::proto::AuditPruned,
+            "twofold:engine/storage@0.2.0/host-error": twofold_core::proto::HostError,
+            "twofold:engine/storage@0.2.0/versioned": twofold_core::proto::Versioned,
+            "twofold:engine/storage@0.2.0/entry": twofold_core::proto::Entry,
+            "twofold:engine/storage@0.2.0/expect": twofold_core::proto::Expect,
+            "twofold:engine/storage@0.2.0/write": twofold_core::proto::Write,
+        },
     });
 }
 
@@ -45,7 +93,9 @@ impl Guest for Component {
     type Engine = EngineResource;
 }
 
-/// The generated `extern "C"` entry points.
+/// The generated `extern "C"` entry points; only a wasm build exports them (a native build of
+/// this crate is for clippy and tests, and the linker refuses the WIT names as symbols).
+#[cfg(target_arch = "wasm32")]
 #[allow(unsafe_code)]
 mod export {
     use crate::Component;
@@ -62,49 +112,21 @@ pub struct EngineResource {
 struct ComponentHost;
 
 impl tf::Storage for ComponentHost {
-    fn get(&self, key: &str) -> Result<Option<tf::Record>, tf::HostError> {
-        let found = storage::get(key).map_err(host_error)?;
-        Ok(found.map(|v| tf::Record {
-            value: v.value,
-            version: v.version,
-        }))
+    fn get(&self, key: &str) -> Result<Option<tf::Versioned>, tf::HostError> {
+        storage::get(key)
     }
 
     fn scan(
         &self,
         prefix: &str,
         after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, tf::Record)>, tf::HostError> {
-        // The engine never asks for more than u32::MAX entries; clamping keeps the contract
-        // ("fewer than limit means no more") because a clamped limit is never reached.
-        let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-        let entries = storage::scan(prefix, after, limit).map_err(host_error)?;
-        Ok(entries
-            .into_iter()
-            .map(|e| {
-                let record = tf::Record {
-                    value: e.value.value,
-                    version: e.value.version,
-                };
-                (e.key, record)
-            })
-            .collect())
+        limit: u32,
+    ) -> Result<Vec<tf::Entry>, tf::HostError> {
+        storage::scan(prefix, after, limit)
     }
 
     fn commit(&self, writes: &[tf::Write]) -> Result<(), tf::HostError> {
-        let writes: Vec<storage::Write> = writes
-            .iter()
-            .map(|w| storage::Write {
-                key: w.key.clone(),
-                value: w.value.clone(),
-                expect: match w.expect {
-                    tf::Expect::Absent => storage::Expect::Absent,
-                    tf::Expect::Version(v) => storage::Expect::Version(v),
-                },
-            })
-            .collect();
-        storage::commit(&writes).map_err(host_error)
+        storage::commit(writes)
     }
 }
 
@@ -122,159 +144,28 @@ impl tf::Environment for ComponentHost {
     }
 }
 
-fn host_error(e: storage::StorageError) -> tf::HostError {
-    match e {
-        storage::StorageError::Conflict => tf::HostError::Conflict,
-        storage::StorageError::Failed(message) => tf::HostError::Failed(message),
-    }
-}
+/// One exported method per operation of the table, each a call of the core's method of the
+/// same name with the WASI host.
+macro_rules! methods {
+    ($($(#[doc = $doc:literal])+ $variant:ident, $method:ident, $name:literal, $wit:literal,
+       $req:path => $answer:path;)+) => {
+        impl GuestEngine for EngineResource {
+            fn new(config: proto::Config) -> Result<Self, proto::EngineError> {
+                let inner = tf::Engine::new(config)?;
+                Ok(EngineResource { inner })
+            }
 
-/// Runs one engine operation: converts the request, calls the engine with the WASI host, and
-/// converts the answer or the error.
-fn call<Req, T>(
-    ctx: wit::Context,
-    req: Req,
-    op: impl FnOnce(&ComponentHost, &tf::Context, Req::Core) -> tf::Result<T>,
-) -> Result<T::Wit, wit::Error>
-where
-    Req: IntoCore,
-    T: IntoWit,
-{
-    let ctx = tf::Context {
-        ip: ctx.ip,
-        user_agent: ctx.user_agent,
+            $(
+                fn $method(
+                    &self,
+                    ctx: proto::Context,
+                    req: $req,
+                ) -> Result<$answer, proto::EngineError> {
+                    Ok(self.inner.$method(&ComponentHost, &ctx, req)?)
+                }
+            )+
+        }
     };
-    let answer = op(&ComponentHost, &ctx, req.into_core()).map_err(convert::error)?;
-    answer.into_wit()
 }
 
-impl GuestEngine for EngineResource {
-    fn new(config: wit::Config) -> Result<Self, wit::Error> {
-        let inner = tf::Engine::new(convert::config(config)).map_err(convert::error)?;
-        Ok(EngineResource { inner })
-    }
-
-    fn create_account(
-        &self,
-        ctx: wit::Context,
-        req: wit::CreateAccount,
-    ) -> Result<wit::AccountCreated, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.create_account(h, c, r))
-    }
-
-    fn sign_in(
-        &self,
-        ctx: wit::Context,
-        req: wit::SignIn,
-    ) -> Result<wit::SignInOutcome, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.sign_in(h, c, r))
-    }
-
-    fn sign_in_with_passkey(
-        &self,
-        ctx: wit::Context,
-        req: wit::PasskeySignIn,
-    ) -> Result<wit::SignedIn, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.sign_in_with_passkey(h, c, r))
-    }
-
-    fn sign_in_with_backup_code(
-        &self,
-        ctx: wit::Context,
-        req: wit::BackupCodeSignIn,
-    ) -> Result<wit::SignedIn, wit::Error> {
-        call(ctx, req, |h, c, r| {
-            self.inner.sign_in_with_backup_code(h, c, r)
-        })
-    }
-
-    fn start_passkey_registration(
-        &self,
-        ctx: wit::Context,
-        req: wit::StartRegistration,
-    ) -> Result<wit::RegistrationStarted, wit::Error> {
-        call(ctx, req, |h, c, r| {
-            self.inner.start_passkey_registration(h, c, r)
-        })
-    }
-
-    fn finish_passkey_registration(
-        &self,
-        ctx: wit::Context,
-        req: wit::FinishRegistration,
-    ) -> Result<wit::PasskeyRegistered, wit::Error> {
-        call(ctx, req, |h, c, r| {
-            self.inner.finish_passkey_registration(h, c, r)
-        })
-    }
-
-    fn list_passkeys(
-        &self,
-        ctx: wit::Context,
-        req: wit::UserRef,
-    ) -> Result<Vec<wit::Passkey>, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.list_passkeys(h, c, r))
-    }
-
-    fn rename_passkey(
-        &self,
-        ctx: wit::Context,
-        req: wit::RenamePasskey,
-    ) -> Result<wit::Passkey, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.rename_passkey(h, c, r))
-    }
-
-    fn remove_passkey(
-        &self,
-        ctx: wit::Context,
-        req: wit::RemovePasskey,
-    ) -> Result<wit::Status, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.remove_passkey(h, c, r))
-    }
-
-    fn enable_two_factor(
-        &self,
-        ctx: wit::Context,
-        req: wit::PasswordConfirmed,
-    ) -> Result<wit::BackupCodes, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.enable_two_factor(h, c, r))
-    }
-
-    fn disable_two_factor(
-        &self,
-        ctx: wit::Context,
-        req: wit::PasswordConfirmed,
-    ) -> Result<wit::Status, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.disable_two_factor(h, c, r))
-    }
-
-    fn regenerate_backup_codes(
-        &self,
-        ctx: wit::Context,
-        req: wit::PasswordConfirmed,
-    ) -> Result<wit::BackupCodes, wit::Error> {
-        call(ctx, req, |h, c, r| {
-            self.inner.regenerate_backup_codes(h, c, r)
-        })
-    }
-
-    fn status(&self, ctx: wit::Context, req: wit::UserRef) -> Result<wit::Status, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.status(h, c, r))
-    }
-
-    fn audit_events(
-        &self,
-        ctx: wit::Context,
-        req: wit::AuditQuery,
-    ) -> Result<wit::AuditPage, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.audit_events(h, c, r))
-    }
-
-    fn verify_audit_chain(
-        &self,
-        ctx: wit::Context,
-        req: wit::UserRef,
-    ) -> Result<wit::ChainReport, wit::Error> {
-        call(ctx, req, |h, c, r| self.inner.verify_audit_chain(h, c, r))
-    }
-}
+tf::for_each_op!(methods);

@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use twofold_core::{Environment, Expect, HostError, Record, Storage, Write};
+use twofold_proto::{Entry, Environment, Expect, HostError, Storage, Versioned, Write};
 
 /// Which callback a storage call was.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub enum Fault {
 
 #[derive(Default)]
 struct State {
-    data: BTreeMap<String, Record>,
+    data: BTreeMap<String, Versioned>,
     calls: u64,
     log: Vec<Call>,
     /// (call number, fault): the fault fires on that call, counted from 1 over all kinds.
@@ -88,15 +88,15 @@ impl MemoryStorage {
     }
 
     /// Everything stored, with versions.
-    pub fn snapshot(&self) -> BTreeMap<String, Record> {
+    pub fn snapshot(&self) -> BTreeMap<String, Versioned> {
         self.lock().data.clone()
     }
 
     /// Overwrites a key behind the engine's back (tamper tests), keeping its version.
-    pub fn tamper(&self, key: &str, value: Vec<u8>) {
+    pub fn tamper(&self, key: &str, value: String) {
         let mut s = self.lock();
         let version = s.data.get(key).map_or(1, |r| r.version);
-        s.data.insert(key.to_owned(), Record { value, version });
+        s.data.insert(key.to_owned(), Versioned { value, version });
     }
 
     /// Removes a key behind the engine's back (tamper tests).
@@ -121,23 +121,21 @@ impl MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
-    fn get(&self, key: &str) -> Result<Option<Record>, HostError> {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, HostError> {
         Ok(self.enter(Call::Get)?.data.get(key).cloned())
     }
 
-    fn scan(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Record)>, HostError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, HostError> {
         let s = self.enter(Call::Scan)?;
         Ok(s.data
             .range(prefix.to_owned()..)
             .take_while(|(k, _)| k.starts_with(prefix))
             .filter(|(k, _)| after.is_none_or(|a| k.as_str() > a))
-            .take(limit)
-            .map(|(k, r)| (k.clone(), r.clone()))
+            .take(limit as usize)
+            .map(|(k, r)| Entry {
+                key: k.clone(),
+                value: r.clone(),
+            })
             .collect())
     }
 
@@ -171,7 +169,7 @@ impl Storage for MemoryStorage {
                 (Some(value), Some(version)) => {
                     s.data.insert(
                         w.key.clone(),
-                        Record {
+                        Versioned {
                             value: value.clone(),
                             version,
                         },
@@ -267,15 +265,10 @@ impl TestHost {
 }
 
 impl Storage for TestHost {
-    fn get(&self, key: &str) -> Result<Option<Record>, HostError> {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, HostError> {
         self.storage.get(key)
     }
-    fn scan(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Record)>, HostError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, HostError> {
         self.storage.scan(prefix, after, limit)
     }
     fn commit(&self, writes: &[Write]) -> Result<(), HostError> {

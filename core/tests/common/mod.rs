@@ -57,6 +57,8 @@ impl World {
             )
             .unwrap()
             .options
+            .parse()
+            .unwrap()
     }
 
     pub fn finish_registration(
@@ -124,7 +126,7 @@ impl World {
 
     pub fn assertion(&mut self, pending: &SecondFactorRequired, tweaks: &Tweaks) -> Value {
         self.auth
-            .authenticate(&pending.options, ORIGIN, tweaks)
+            .authenticate(&pending.options.parse().unwrap(), ORIGIN, tweaks)
             .unwrap()
     }
 
@@ -197,7 +199,7 @@ impl World {
             .storage
             .snapshot()
             .iter()
-            .map(|(k, r)| format!("{k} {}\n", String::from_utf8_lossy(&r.value)))
+            .map(|(k, r)| format!("{k} {}\n", r.value))
             .collect()
     }
 }
@@ -207,4 +209,14 @@ pub fn code_of<T: std::fmt::Debug>(r: Result<T>) -> ErrorCode {
         Ok(v) => panic!("expected an error, got {v:?}"),
         Err(e) => e.code(),
     }
+}
+
+/// An audit event's details as a JSON value.
+pub fn details(event: &AuditEvent) -> Value {
+    serde_json::from_str(&event.details).unwrap()
+}
+
+/// The WebAuthn request options of a pending sign-in as a JSON value.
+pub fn request_options(pending: &SecondFactorRequired) -> Value {
+    serde_json::from_str(&pending.options).unwrap()
 }
