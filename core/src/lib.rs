@@ -39,10 +39,13 @@
 pub mod api;
 mod audit;
 mod config;
+mod devices;
 mod docs;
 mod engine;
 mod error;
 mod secrets;
+mod text;
+mod throttle;
 mod txn;
 mod webauthn;
 

@@ -109,6 +109,35 @@ impl<'h> Txn<'h> {
         Ok(())
     }
 
+    /// Writes a document read earlier in this attempt, whether it was there or not.
+    pub(crate) fn upsert<T: Serialize>(&mut self, key: &str, doc: &T) -> Result<()> {
+        if self.was_present(key) {
+            self.put(key, doc)
+        } else {
+            self.put_new(key, doc)
+        }
+    }
+
+    /// Whether `key` was present when this attempt first read it.
+    pub(crate) fn was_present(&self, key: &str) -> bool {
+        matches!(self.seen.get(key), Some(Some(_)))
+    }
+
+    /// Like [`Txn::scan`], but leaves out keys this attempt has already written, for
+    /// housekeeping that must not undo the attempt's own writes.
+    pub(crate) fn scan_loose<T: DeserializeOwned + Doc>(
+        &mut self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<(String, T)>> {
+        let page = self.scan::<T>(prefix, after, limit)?;
+        Ok(page
+            .into_iter()
+            .filter(|(key, _)| !self.writes.contains_key(key))
+            .collect())
+    }
+
     /// Deletes a document read earlier in this attempt, expecting the version read.
     pub(crate) fn delete(&mut self, key: &str) -> Result<()> {
         match self.seen.get(key) {

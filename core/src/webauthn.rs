@@ -25,6 +25,8 @@ use crate::{Environment, UserVerification};
 pub(crate) enum AssertionFailure {
     /// A non-zero counter that did not increase (P6).
     CounterRegression,
+    /// Made inside a cross-origin frame whose top origin the configuration does not name (S3).
+    CrossOrigin(String),
     /// Anything else: signature, challenge, origin, RP ID, flags.
     Invalid(String),
 }
@@ -32,6 +34,7 @@ pub(crate) enum AssertionFailure {
 pub(crate) struct RelyingParty {
     core: WebauthnCore,
     policy: UserVerificationPolicy,
+    top_origins: Vec<String>,
 }
 
 impl RelyingParty {
@@ -55,7 +58,11 @@ impl RelyingParty {
             UserVerification::Preferred => UserVerificationPolicy::Preferred,
             UserVerification::Discouraged => UserVerificationPolicy::Discouraged_DO_NOT_USE,
         };
-        Ok(RelyingParty { core, policy })
+        Ok(RelyingParty {
+            core,
+            policy,
+            top_origins: config.top_origins.clone(),
+        })
     }
 
     /// Creation options (P1) and the state to keep until finish.
@@ -73,11 +80,9 @@ impl RelyingParty {
             .attestation(AttestationConveyancePreference::None)
             .user_verification_policy(self.policy)
             .exclude_credentials(Some(exclude))
-            .credential_algorithms(vec![
-                COSEAlgorithm::ES256,
-                COSEAlgorithm::EDDSA,
-                COSEAlgorithm::RS256,
-            ])
+            // P1: only what registration can verify. webauthn-rs-core 0.6.2 refuses Ed25519
+            // keys (SshPublicKeyEDUnsupported), so EdDSA is not offered.
+            .credential_algorithms(vec![COSEAlgorithm::ES256, COSEAlgorithm::RS256])
             .require_resident_key(false);
         let (mut options, state) = self
             .core
@@ -85,7 +90,7 @@ impl RelyingParty {
             .map_err(|e| Error::internal(format!("webauthn: {e}")))?;
         let challenge = random::<32>(env)?;
         options.public_key.challenge = challenge.to_vec();
-        let state = replace_challenge(&state, &challenge)?;
+        let state = rewrite_state(&state, &challenge, false)?;
         let mut json = serde_json::to_value(&options.public_key).map_err(Error::internal)?;
         strip_nulls(&mut json);
         if let Some(selection) = json
@@ -143,7 +148,9 @@ impl RelyingParty {
             .map_err(|e| Error::internal(format!("webauthn: {e}")))?;
         let challenge = random::<32>(env)?;
         options.public_key.challenge = challenge.to_vec();
-        let state = replace_challenge(&state, &challenge)?;
+        // Verification takes the one credential the assertion names, so the stored state
+        // keeps none: a pending sign-in stays small however many passkeys the user has.
+        let state = rewrite_state(&state, &challenge, true)?;
         let mut json = serde_json::to_value(&options.public_key).map_err(Error::internal)?;
         strip_nulls(&mut json);
         Ok((json.to_string(), state))
@@ -160,6 +167,9 @@ impl RelyingParty {
         state: &AuthenticationState,
         stored: &Credential,
     ) -> std::result::Result<AuthenticationResult, AssertionFailure> {
+        if let Some(refused) = self.cross_origin_refusal(assertion) {
+            return Err(AssertionFailure::CrossOrigin(refused));
+        }
         let mut credential = stored.clone();
         if let Some(flags) = assertion.response.authenticator_data.get(32) {
             credential.backup_eligible = flags & 0x08 != 0;
@@ -173,6 +183,32 @@ impl RelyingParty {
                 Err(AssertionFailure::CounterRegression)
             }
             Err(e) => Err(AssertionFailure::Invalid(describe(&e))),
+        }
+    }
+}
+
+impl RelyingParty {
+    /// S3: an assertion made inside a cross-origin frame (`crossOrigin: true`, or any
+    /// `topOrigin`) is refused unless the configuration names its top origin. webauthn-rs-core
+    /// 0.6.2 checks `crossOrigin` at registration only, so the engine reads clientDataJSON.
+    fn cross_origin_refusal(&self, assertion: &PublicKeyCredential) -> Option<String> {
+        let client_data: Value =
+            match serde_json::from_slice(assertion.response.client_data_json.as_ref()) {
+                Ok(v) => v,
+                // Unreadable client data is the verifier's to refuse, with its own reason.
+                Err(_) => return None,
+            };
+        let cross = client_data.get("crossOrigin").and_then(Value::as_bool) == Some(true);
+        let top = client_data.get("topOrigin");
+        if !cross && top.is_none() {
+            return None;
+        }
+        match top.and_then(Value::as_str) {
+            Some(top) if self.top_origins.iter().any(|allowed| allowed == top) => None,
+            Some(top) => Some(format!(
+                "the passkey was used inside a frame on {top:?}, which is not allowed"
+            )),
+            None => Some("the passkey was used inside a cross-origin frame".into()),
         }
     }
 }
@@ -200,15 +236,23 @@ fn describe(e: &WebauthnError) -> String {
     }
 }
 
-/// A copy of a webauthn-rs-core state with our challenge in place of the library's.
-fn replace_challenge<T: serde::Serialize + serde::de::DeserializeOwned>(
+/// A copy of a webauthn-rs-core state with our challenge in place of the library's, and,
+/// when `drop_credentials`, without the credentials it carries.
+fn rewrite_state<T: serde::Serialize + serde::de::DeserializeOwned>(
     state: &T,
     challenge: &[u8],
+    drop_credentials: bool,
 ) -> Result<T> {
     let mut json = serde_json::to_value(state).map_err(Error::internal)?;
     match json.get_mut("challenge") {
         Some(slot) => *slot = Value::String(b64url(challenge)),
         None => return Err(Error::internal("webauthn state has no challenge")),
+    }
+    if drop_credentials {
+        match json.get_mut("credentials") {
+            Some(slot) => *slot = Value::Array(Vec::new()),
+            None => return Err(Error::internal("webauthn state has no credentials")),
+        }
     }
     serde_json::from_value(json).map_err(Error::internal)
 }

@@ -379,76 +379,6 @@ fn s5_pending_token_expires_after_five_minutes() {
     );
 }
 
-#[test]
-fn s6_ten_failures_lock_the_account_for_fifteen_minutes() {
-    let w = world();
-    w.signup("ada@example.com");
-    for _ in 0..10 {
-        assert_eq!(
-            code_of(w.sign_in("ada@example.com", "wrong password", false)),
-            ErrorCode::InvalidCredentials
-        );
-    }
-    let refused = w.sign_in("ada@example.com", PASSWORD, false).unwrap_err();
-    assert_eq!(refused.code(), ErrorCode::RateLimited);
-    assert_eq!(refused.retry_after_secs(), Some(900));
-    w.host.clock.advance(Duration::from_secs(600));
-    assert_eq!(
-        w.sign_in("ada@example.com", PASSWORD, false)
-            .unwrap_err()
-            .retry_after_secs(),
-        Some(300)
-    );
-    w.host.clock.advance(Duration::from_secs(300));
-    assert!(w.sign_in("ada@example.com", PASSWORD, false).is_ok());
-}
-
-#[test]
-fn s6_a_refused_attempt_does_not_reveal_whether_the_password_was_right() {
-    let w = world();
-    w.signup("ada@example.com");
-    for _ in 0..10 {
-        let _ = w.sign_in("ada@example.com", "wrong password", false);
-    }
-    let hashes = w.engine.slow_hash_count();
-    let right = w.sign_in("ada@example.com", PASSWORD, false).unwrap_err();
-    let wrong = w
-        .sign_in("ada@example.com", "wrong password", false)
-        .unwrap_err();
-    assert_eq!(right, wrong);
-    assert_eq!(
-        w.engine.slow_hash_count(),
-        hashes,
-        "the password is not even checked"
-    );
-}
-
-#[test]
-fn s6_second_factor_failures_count_and_a_success_resets_the_count() {
-    let mut w = world();
-    let (_, codes) = w.user_with_2fa("ada@example.com");
-    // Nine failures, then a full success: the count starts again.
-    for _ in 0..9 {
-        let _ = w.sign_in("ada@example.com", "wrong password", false);
-    }
-    let pending = w.pending("ada@example.com");
-    w.code_step(&pending.pending_token, &codes[0]).unwrap();
-    for _ in 0..9 {
-        let _ = w.sign_in("ada@example.com", "wrong password", false);
-    }
-    // The password alone is not a success with 2FA on: the count stays at nine, and the
-    // second-factor failure is the tenth.
-    let pending = w.pending("ada@example.com");
-    assert_eq!(
-        code_of(w.code_step(&pending.pending_token, "2222-2222-2222")),
-        ErrorCode::InvalidBackupCode
-    );
-    assert_eq!(
-        code_of(w.code_step(&pending.pending_token, &codes[1])),
-        ErrorCode::RateLimited
-    );
-}
-
 pub fn b64(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
@@ -495,4 +425,57 @@ fn s2_abandoned_pending_sign_ins_do_not_pile_up() {
         code_of(w.passkey_step("garbage", &assertion)),
         ErrorCode::InvalidInput
     );
+}
+
+#[test]
+fn s3_an_assertion_made_in_a_cross_origin_frame_is_refused_unless_its_top_origin_is_named() {
+    let mut w = world();
+    let (user, _) = w.user_with_2fa("ada@example.com");
+    for tweaks in [
+        Tweaks {
+            cross_origin: true,
+            top_origin: Some("https://evil.example".into()),
+            ..Tweaks::default()
+        },
+        Tweaks {
+            cross_origin: true,
+            ..Tweaks::default()
+        },
+        Tweaks {
+            top_origin: Some("https://evil.example".into()),
+            ..Tweaks::default()
+        },
+    ] {
+        let pending = w.pending("ada@example.com");
+        let assertion = w.assertion(&pending, &tweaks);
+        assert_eq!(
+            code_of(w.passkey_step(&pending.pending_token, &assertion)),
+            ErrorCode::InvalidPasskey
+        );
+        w.host.clock.advance(Duration::from_secs(2));
+    }
+    let failed = w.events(&user);
+    assert!(
+        failed
+            .iter()
+            .filter(|e| e.kind == EventKind::PasskeyFailed)
+            .all(|e| details(e)["reason"] == "cross_origin")
+    );
+    // A framing origin the configuration names is allowed.
+    let framed = Engine::new(Config {
+        top_origins: vec!["https://portal.example".into()],
+        ..twofold_testkit::fast_config()
+    })
+    .unwrap();
+    w.engine = framed;
+    let pending = w.pending("ada@example.com");
+    let assertion = w.assertion(
+        &pending,
+        &Tweaks {
+            cross_origin: true,
+            top_origin: Some("https://portal.example".into()),
+            ..Tweaks::default()
+        },
+    );
+    assert!(w.passkey_step(&pending.pending_token, &assertion).is_ok());
 }

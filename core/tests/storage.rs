@@ -336,11 +336,11 @@ fn d3_stored_documents_carry_a_schema_version() {
     let (w, f) = setup();
     for (key, record) in w.host.storage.snapshot() {
         let doc: Value = serde_json::from_str(&record.value).unwrap();
-        assert_eq!(doc["v"], 1, "{key}");
+        assert_eq!(doc["v"], 2, "{key}");
     }
     let key = format!("user/{}", f.user);
     let mut doc: Value = serde_json::from_str(&w.host.storage.snapshot()[&key].value).unwrap();
-    doc["v"] = json!(2);
+    doc["v"] = json!(3);
     w.host
         .storage
         .tamper(&key, serde_json::to_string(&doc).unwrap());
@@ -356,7 +356,7 @@ fn d3_stored_documents_carry_a_schema_version() {
         .unwrap_err();
     assert_eq!(refused.code(), ErrorCode::Internal);
     assert!(
-        refused.to_string().contains("schema version 2"),
+        refused.to_string().contains("schema version 3"),
         "{refused}"
     );
 }
@@ -501,4 +501,80 @@ fn e1_error_codes_are_stable() {
 fn engine_is_send_and_sync() {
     fn shared<T: Send + Sync>() {}
     shared::<Engine>();
+}
+
+#[test]
+fn e1_a_configuration_must_name_https_origins_under_its_rp_id_and_a_real_audit_key() {
+    let base = twofold_testkit::fast_config;
+    let refused = |config: Config| Engine::new(config).unwrap_err().code();
+    let with_origin = |rp: &str, origin: &str| Config {
+        rp_id: rp.into(),
+        origins: vec![origin.into()],
+        ..base()
+    };
+    assert!(Engine::new(with_origin("example.com", "https://example.com")).is_ok());
+    assert!(Engine::new(with_origin("example.com", "https://login.example.com")).is_ok());
+    assert!(Engine::new(with_origin("localhost", "http://localhost:8080")).is_ok());
+    for (rp, origin) in [
+        ("example.com", "http://example.com"),
+        ("example.com", "https://example.org"),
+        ("example.com", "https://notexample.com"),
+        ("example.com", "https://example.com/login"),
+        ("example.com", "https://user@example.com"),
+        ("example.com", "not a url"),
+    ] {
+        assert_eq!(
+            refused(with_origin(rp, origin)),
+            ErrorCode::InvalidInput,
+            "{origin}"
+        );
+    }
+    let with_key = |key: AuditKey| Config {
+        audit_keys: vec![key],
+        ..base()
+    };
+    assert_eq!(
+        refused(Config {
+            audit_keys: vec![],
+            ..base()
+        }),
+        ErrorCode::InvalidInput
+    );
+    for secret in [
+        "00".repeat(32),
+        "ab".repeat(15),
+        "zz".repeat(32),
+        "abc".into(),
+    ] {
+        assert_eq!(
+            refused(with_key(AuditKey::new("k", secret))),
+            ErrorCode::InvalidInput
+        );
+    }
+    assert_eq!(
+        refused(with_key(AuditKey::new(
+            "bad id!",
+            "5e".repeat(16) + &"a1".repeat(16)
+        ))),
+        ErrorCode::InvalidInput
+    );
+    let e = Engine::new(with_key(AuditKey::new("k", "00".repeat(32)))).unwrap_err();
+    assert!(!e.to_string().contains(&"00".repeat(32)), "{e}");
+}
+
+#[test]
+fn e1_a_secret_of_the_wrong_type_is_refused_by_name_without_its_value() {
+    let w = world();
+    let e = twofold_core::api::call(
+        &w.engine,
+        &w.host,
+        &w.ctx,
+        Op::SignIn,
+        br#"{"email":"ada@example.com","password":31415926535}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.code(), ErrorCode::InvalidInput);
+    let message = e.to_string();
+    assert!(message.contains("password must be a string"), "{message}");
+    assert!(!message.contains("31415926535"), "{message}");
 }

@@ -130,6 +130,12 @@ pub struct Tweaks {
     pub drop_chromium_key: bool,
     /// Assert with this held credential, whatever the RP ID and `allowCredentials` say.
     pub credential_id: Option<Vec<u8>>,
+    /// Report `crossOrigin: true`, as a browser does inside a cross-origin iframe.
+    pub cross_origin: bool,
+    /// Report this `topOrigin` (the page that framed the ceremony).
+    pub top_origin: Option<String>,
+    /// Register a credential id of exactly this many bytes.
+    pub credential_id_len: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -345,7 +351,8 @@ impl Authenticator {
         }
 
         let key = CredentialKey::generate(algorithm, &mut self.rng)?;
-        let id_len = 16 + (self.rng.next_u32() % 17) as usize;
+        let random_len = 16 + (self.rng.next_u32() % 17) as usize;
+        let id_len = tweaks.credential_id_len.unwrap_or(random_len);
         let mut id = vec![0u8; id_len];
         self.rng.fill_bytes(&mut id);
         let cose_key = key.cose_public_key()?;
@@ -535,7 +542,14 @@ impl Authenticator {
             for (name, value) in fields {
                 json.push_str(&format!("{}:{},", quote(name), quote(value)));
             }
-            json.push_str("\"crossOrigin\":false");
+            json.push_str(if tweaks.cross_origin {
+                "\"crossOrigin\":true"
+            } else {
+                "\"crossOrigin\":false"
+            });
+            if let Some(top) = &tweaks.top_origin {
+                json.push_str(&format!(",{}:{}", quote("topOrigin"), quote(top)));
+            }
             if self.chromium_extra_key && !tweaks.drop_chromium_key {
                 json.push_str(&format!(
                     ",{}:{}",

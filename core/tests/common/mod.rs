@@ -105,9 +105,20 @@ impl World {
     }
 
     pub fn sign_in(&self, email: &str, password: &str, remember_me: bool) -> Result<SignInOutcome> {
+        self.sign_in_as(&self.ctx, email, password, remember_me)
+    }
+
+    /// Step one from another client.
+    pub fn sign_in_as(
+        &self,
+        ctx: &Context,
+        email: &str,
+        password: &str,
+        remember_me: bool,
+    ) -> Result<SignInOutcome> {
         self.engine.sign_in(
             &self.host,
-            &self.ctx,
+            ctx,
             SignIn {
                 email: email.into(),
                 password: password.into(),
@@ -219,4 +230,22 @@ pub fn details(event: &AuditEvent) -> Value {
 /// The WebAuthn request options of a pending sign-in as a JSON value.
 pub fn request_options(pending: &SecondFactorRequired) -> Value {
     serde_json::from_str(&pending.options).unwrap()
+}
+
+/// A context from client `client`, with a device token when given.
+pub fn client(client: &str, device_token: Option<&str>) -> Context {
+    Context {
+        ip: client.into(),
+        user_agent: "test-agent/1.0".into(),
+        client_id: client.into(),
+        device_token: device_token.map(str::to_owned),
+    }
+}
+
+/// The outcome's error as (code, retry-after), or `ok`.
+pub fn answer_of<T>(r: &Result<T>) -> (String, Option<u64>) {
+    match r {
+        Ok(_) => ("ok".into(), None),
+        Err(e) => (e.code().as_str().into(), e.retry_after_secs()),
+    }
 }
