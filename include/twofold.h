@@ -14,10 +14,13 @@
  * - Every string the library returns through an out-parameter is NUL-terminated UTF-8, owned by
  *   the caller, and freed with `twofold_string_free`. Strings returned directly (`const char *`)
  *   belong to the library and are never freed by the caller.
- * - No Rust panic crosses into C: one becomes `TWOFOLD_INTERNAL`.
- * - Arguments and results of the operations are JSON documents (UTF-8, at most
- *   `TWOFOLD_MAX_JSON_BYTES` for arguments); WebAuthn options and credentials are in the
- *   browser's JSON format (WebAuthn Level 3 `toJSON()` / `parse*OptionsFromJSON`).
+ * - No Rust panic crosses into C: one becomes `TWOFOLD_INTERNAL`. No exception may cross the
+ *   other way: see `struct twofold_host`.
+ * - The caller's context, the arguments and the results of the operations are JSON documents
+ *   (UTF-8, at most `TWOFOLD_MAX_JSON_BYTES` in): the serde forms of the records documented in
+ *   `wit/types.wit`, with snake_case member names (`twofold_engine_call` says how). WebAuthn
+ *   options and credentials are in the browser's JSON format (WebAuthn Level 3 `toJSON()` /
+ *   `parse*OptionsFromJSON`).
  * - Thread safety: one engine may be used from many threads at once; host callbacks may then run
  *   concurrently.
  *
@@ -40,65 +43,29 @@
 /**
  * The version of the library this header belongs to, as a string.
  */
-#define TWOFOLD_VERSION_STRING "0.1.0"
+#define TWOFOLD_VERSION_STRING "0.2.0"
 
 /**
- * The major version of the library this header belongs to.
+ * The values of `twofold_status`: `TWOFOLD_OK` and the stable error codes of the
+ * specification, numbered once and never reused (`twofold_status_name` gives the
+ * code's string).
  */
-#define TWOFOLD_VERSION_MAJOR 0
-
-/**
- * The minor version of the library this header belongs to.
- */
-#define TWOFOLD_VERSION_MINOR 1
-
-/**
- * The patch version of the library this header belongs to.
- */
-#define TWOFOLD_VERSION_PATCH 0
-
-/**
- * The largest JSON document (configuration or operation arguments) the library accepts, in
- * bytes.
- */
-#define TWOFOLD_MAX_JSON_BYTES 65536
-
-/**
- * The version of `struct twofold_host` this header describes. Set `twofold_host.version` to
- * it; fields are only ever appended, and a later library accepts every earlier version.
- */
-#define TWOFOLD_HOST_VERSION 1
-
-/**
- * The result of every fallible call, and of every host callback.
- *
- * `TWOFOLD_OK` (0) is success; every other value is one of the stable error codes of the
- * specification, numbered once and never reused. `twofold_status_name` gives the code's
- * string form (`"invalid_input"`, ...), the same string the JSON, WIT and conformance
- * interfaces use; `twofold_status_message` a sentence for people. Host callbacks return these
- * values as a plain `int32_t`. A host should map the codes to its own answers (HTTP statuses)
- * and never parse messages.
- */
-enum twofold_status
-#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
-  : int32_t
-#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
- {
+enum {
     /**
      * Success.
      */
     TWOFOLD_OK = 0,
     /**
-     * Malformed, oversized (over 64 KiB) or out-of-range input; a NULL pointer; invalid
-     * UTF-8; an unknown operation name.
+     * Malformed, oversized or out-of-range input.
      */
     TWOFOLD_INVALID_INPUT = 1,
     /**
-     * Unknown email or wrong password (deliberately indistinguishable).
+     * Unknown email or wrong password (indistinguishable on purpose, rule A3).
      */
     TWOFOLD_INVALID_CREDENTIALS = 2,
     /**
-     * Too many failed attempts for the account; see `twofold_last_error_retry_after_secs`.
+     * Too many failed attempts from this client for this account, or from this client overall;
+     * retry after the given number of seconds (rule S6).
      */
     TWOFOLD_RATE_LIMITED = 3,
     /**
@@ -138,27 +105,45 @@ enum twofold_status
      */
     TWOFOLD_NO_PASSKEY = 12,
     /**
-     * Concurrent writes kept conflicting; nothing was written. From a `commit` callback: an
-     * expected version did not hold, and nothing was applied.
+     * Concurrent writes kept conflicting; nothing was written.
      */
     TWOFOLD_CONFLICT = 13,
     /**
-     * Storage, the clock or the randomness failed; nothing was written. From a callback: any
-     * failure other than a conflict.
+     * The host's storage (or clock, or randomness) failed; nothing was written.
      */
     TWOFOLD_STORAGE = 14,
     /**
-     * A bug or an impossible state (including a caught panic); nothing was written.
+     * A bug or an impossible state; nothing was written.
      */
     TWOFOLD_INTERNAL = 15,
 };
-#ifndef __cplusplus
-#if __STDC_VERSION__ >= 202311L
-typedef enum twofold_status twofold_status;
-#else
-typedef int32_t twofold_status;
-#endif // __STDC_VERSION__ >= 202311L
-#endif // __cplusplus
+
+/**
+ * The major version of the library this header belongs to.
+ */
+#define TWOFOLD_VERSION_MAJOR 0
+
+/**
+ * The minor version of the library this header belongs to.
+ */
+#define TWOFOLD_VERSION_MINOR 2
+
+/**
+ * The patch version of the library this header belongs to.
+ */
+#define TWOFOLD_VERSION_PATCH 0
+
+/**
+ * The largest JSON document (configuration or operation arguments) the library accepts, in
+ * bytes.
+ */
+#define TWOFOLD_MAX_JSON_BYTES 65536
+
+/**
+ * The version of `struct twofold_host` this header describes. Set `twofold_host.version` to
+ * it; fields are only ever appended, and a later library accepts every earlier version.
+ */
+#define TWOFOLD_HOST_VERSION 1
 
 /**
  * An engine: a configuration plus the host callbacks, created by `twofold_engine_new` and
@@ -183,16 +168,29 @@ struct twofold_entry_sink;
 struct twofold_record_sink;
 
 /**
+ * The result of every fallible call, and of every host callback: `TWOFOLD_OK` (0) or one of
+ * the `TWOFOLD_<CODE>` values above, the stable error codes of the specification, numbered
+ * once and never reused.
+ *
+ * `twofold_status_name` gives a code's string form (`"invalid_input"`, ...), the same string
+ * the JSON, WIT and conformance interfaces use; `twofold_status_message` a sentence for
+ * people. A host maps the codes to its own answers (HTTP statuses) and never parses messages.
+ * A plain `int32_t`, so that any value a callback returns is defined behaviour.
+ */
+typedef int32_t twofold_status;
+
+/**
  * Copies the record a `get` callback found into the library.
  *
  * Call it at most once per `get`, during the callback, with the sink the callback was given.
- * `value` points to `value_len` bytes (NULL is allowed when `value_len` is 0); the library
- * copies them before returning, so they only need to stay valid during this call. `version`
- * is the record's version (1 or more).
+ * `value` points to `value_len` bytes of UTF-8, exactly the bytes `commit` stored (NULL is
+ * allowed when `value_len` is 0); the library copies them before returning, so they only need
+ * to stay valid during this call. `version` is the record's version (1 or more).
  *
  * Returns `TWOFOLD_OK`, or `TWOFOLD_STORAGE` when the record breaks the storage contract (a
- * second record, version 0, NULL value with a length): the callback should then stop and
- * return that status. The `get` fails with `TWOFOLD_STORAGE` either way.
+ * second record, version 0, NULL value with a length, a value that is not UTF-8): the
+ * callback should then stop and return that status. The `get` fails with `TWOFOLD_STORAGE`
+ * either way.
  */
 typedef int32_t (*twofold_record_fn)(struct twofold_record_sink *sink,
                                      const uint8_t *value,
@@ -204,13 +202,13 @@ typedef int32_t (*twofold_record_fn)(struct twofold_record_sink *sink,
  *
  * Call it once per entry, in ascending byte order of key, during the callback, with the sink
  * the callback was given. `key` points to `key_len` bytes of UTF-8 (not NUL-terminated) and
- * `value` to `value_len` bytes (NULL is allowed when `value_len` is 0); the library copies
- * both before returning. `version` is the record's version (1 or more).
+ * `value` to `value_len` bytes of UTF-8 (NULL is allowed when `value_len` is 0); the library
+ * copies both before returning. `version` is the record's version (1 or more).
  *
  * Returns `TWOFOLD_OK`, or `TWOFOLD_STORAGE` when the entry breaks the storage contract (key
- * not under the prefix, not after `after`, not ascending, not UTF-8, more than `limit`
- * entries, version 0): the callback should then stop and return that status. The `scan`
- * fails with `TWOFOLD_STORAGE` either way.
+ * not under the prefix, not after `after`, not ascending, key or value not UTF-8, more than
+ * `limit` entries, version 0): the callback should then stop and return that status. The
+ * `scan` fails with `TWOFOLD_STORAGE` either way.
  */
 typedef int32_t (*twofold_entry_fn)(struct twofold_entry_sink *sink,
                                     const char *key,
@@ -233,7 +231,8 @@ struct twofold_write {
      */
     size_t key_len;
     /**
-     * The bytes to store, or NULL to delete the key. Never NULL for a put, even when
+     * The bytes to store (UTF-8 JSON text, not NUL-terminated: store them as they are, in a
+     * `TEXT` or a `BLOB` column), or NULL to delete the key. Never NULL for a put, even when
      * `value_len` is 0.
      */
     const uint8_t *value;
@@ -255,11 +254,27 @@ struct twofold_write {
  * `twofold_engine_new`, which copies the table: the struct itself may be freed after that
  * call, but `user_data` and the functions must stay valid until `twofold_engine_free`.
  *
- * Every callback receives `user_data` first and returns a status as a plain `int32_t`:
- * `TWOFOLD_OK` (0) on success, `TWOFOLD_CONFLICT` from `commit` when an expectation failed,
- * and for any other failure a non-zero value such as `TWOFOLD_STORAGE`. Any non-zero result
- * fails the operation with `TWOFOLD_STORAGE` (or `TWOFOLD_CONFLICT` after retries) and
- * nothing is written. Callbacks cannot pass a message; log details on your side.
+ * Every callback receives `user_data` first and returns a status as a plain `int32_t`, one
+ * of exactly these:
+ * - `TWOFOLD_OK` (0): success;
+ * - `TWOFOLD_CONFLICT`, from `commit` only: an expectation failed and nothing was applied.
+ *   The engine re-reads and retries a bounded number of times, then the operation answers
+ *   `TWOFOLD_CONFLICT`;
+ * - `TWOFOLD_STORAGE`: anything else went wrong (I/O, a lost connection, a full disk, an
+ *   exception in your language).
+ *
+ * Any other value, from any callback, breaks the contract and is treated as a failure:
+ * `TWOFOLD_CONFLICT` from `get`, `scan`, `now_ms` or `fill_random`, and any number that is not
+ * one of the three above (`-1`, `99`, `TWOFOLD_INTERNAL`, ...). A failure ends the operation
+ * with `TWOFOLD_STORAGE` and nothing written. Callbacks cannot pass a message; log details on
+ * your side.
+ *
+ * When your language raises: a callback must never unwind (a C++ exception, a `longjmp`, a Rust
+ * panic) into the library. Catch everything inside the callback and return
+ * `TWOFOLD_STORAGE`. Bindings must wrap every callback so: a Python `ctypes` callback that
+ * raises returns an undefined value to C, often 0 (`TWOFOLD_OK`), which would read as "key
+ * absent" or "written"; the same holds for cffi, JNA and others. Wrap each callback in a
+ * catch-all that logs and returns `TWOFOLD_STORAGE`.
  *
  * Callbacks run only during a call into the engine, on the thread that made it, and never
  * after that call returns. Because one engine may be used from many threads at once, the
@@ -269,7 +284,8 @@ struct twofold_write {
  *
  * The storage contract (the same for every twofold host):
  * - keys are UTF-8, 1 to 512 bytes, compared byte-wise (`memcmp`, shorter first on a tie);
- *   values are opaque bytes of at most 1 MiB;
+ *   values are UTF-8 JSON documents of at most 1 MiB: give back exactly the bytes `commit`
+ *   stored (a value that is not UTF-8 fails the operation with `TWOFOLD_STORAGE`);
  * - `get` finds one key;
  * - `scan` lists, in ascending key order, at most `limit` keys that start with the prefix and,
  *   when `after` is not NULL, are strictly greater than `after`; fewer than `limit` means no
@@ -315,7 +331,7 @@ struct twofold_host {
     /**
      * Required. Applies `writes_len` conditional writes (`writes` is never NULL) all or
      * nothing; returns `TWOFOLD_OK`, `TWOFOLD_CONFLICT` if an expectation failed (nothing
-     * applied), or another non-zero status if storage failed (nothing applied).
+     * applied), or `TWOFOLD_STORAGE` if storage failed (nothing applied).
      */
     int32_t (*commit)(void *user_data, const struct twofold_write *writes, size_t writes_len);
     /**
@@ -330,37 +346,12 @@ struct twofold_host {
     int32_t (*fill_random)(void *user_data, uint8_t *buf, size_t len);
 };
 
-/**
- * Who is calling, as the application sees it; written into audit events.
- *
- * Borrowed for the duration of the call. Neither string is NUL-terminated; either may be
- * NULL when its length is 0 (unknown).
- */
-struct twofold_context {
-    /**
-     * The client's IP address, `ip_len` bytes of UTF-8.
-     */
-    const char *ip;
-    /**
-     * Length of `ip` in bytes.
-     */
-    size_t ip_len;
-    /**
-     * The client's user agent, `user_agent_len` bytes of UTF-8.
-     */
-    const char *user_agent;
-    /**
-     * Length of `user_agent` in bytes.
-     */
-    size_t user_agent_len;
-};
-
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
 /**
- * The version of the library actually linked, e.g. `"0.1.0"`; compare it with
+ * The version of the library actually linked, e.g. `"0.2.0"`; compare it with
  * `TWOFOLD_VERSION_STRING` to detect a header/library mismatch.
  *
  * Returns a static NUL-terminated string, never NULL; do not free it.
@@ -372,27 +363,26 @@ const char *twofold_version(void);
  * Creates an engine from a configuration and a host callback table.
  *
  * `config_json` points to `config_len` bytes of UTF-8 JSON (not necessarily NUL-terminated,
- * at most 64 KiB), an object whose fields are all optional and default to the
- * specification's values:
+ * at most `TWOFOLD_MAX_JSON_BYTES`): the record `config` of `wit/types.wit`, with snake_case
+ * member names. Every member but `audit_keys` is optional and takes the specification's
+ * default; unknown members are refused. `audit_keys` needs at least one key, `{"id":
+ * "2026-01", "secret": "<64 to 128 hex digits>"}` (e.g. from `openssl rand -hex 32`), which
+ * authenticates the audit log: keep it outside the database (a secret store, an environment
+ * variable), never in source. A minimal configuration:
  *
  * ```json
  * {"rp_id": "example.com", "rp_name": "Example", "origins": ["https://example.com"],
- *  "password_hash": {"m_kib": 19456, "t": 2, "p": 1},
- *  "backup_code_hash": {"m_kib": 4096, "t": 1, "p": 1},
- *  "user_verification": "preferred",
- *  "pending_sign_in_ttl_secs": 300, "registration_ttl_secs": 300,
- *  "max_second_factor_attempts": 5, "lockout_threshold": 10, "lockout_secs": 900,
- *  "backup_code_count": 10, "backup_code_low_watermark": 3, "max_conflict_retries": 8}
+ *  "audit_keys": [{"id": "2026-01", "secret": "..."}]}
  * ```
  *
- * (`user_verification` is `"required"`, `"preferred"` or `"discouraged"`; unknown fields are
- * refused.) `host` is copied (see `struct twofold_host` for how long its contents must live).
- * On success `*out_engine` receives the new engine, which the caller owns and frees with
+ * `host` is copied (see `struct twofold_host` for how long its contents must live). On
+ * success `*out_engine` receives the new engine, which the caller owns and frees with
  * `twofold_engine_free`; on failure `*out_engine` is left unchanged.
  *
  * Returns `TWOFOLD_OK`; `TWOFOLD_INVALID_INPUT` when any pointer is NULL, the JSON is invalid,
- * oversized or out of range, or the host table has an unsupported version or a NULL required
- * callback; `TWOFOLD_INTERNAL`. The engine calls no callback while being created.
+ * oversized or out of range, no audit key is given, or the host table has an unsupported
+ * version or a NULL required callback; `TWOFOLD_INTERNAL`. The engine calls no callback while
+ * being created.
  *
  * Thread safety: may be called from any thread.
  */
@@ -410,7 +400,7 @@ twofold_status twofold_engine_new(const char *config_json,
 void twofold_engine_free(struct twofold_engine *engine);
 
 /**
- * Frees a string the library returned (`out_json` of an operation). NULL is a no-op.
+ * Frees a string the library returned (`out` of an operation). NULL is a no-op.
  *
  * The string must be unmodified (no byte of it overwritten) and freed only once.
  * Thread safety: may be called from any thread.
@@ -419,319 +409,392 @@ void twofold_string_free(char *s);
 
 /**
  * Runs any operation by name: `op` points to `op_len` bytes of UTF-8 naming it
- * (`"create_account"`, `"sign_in"`, ... : the names of the `twofold_engine_<name>` functions).
+ * (`"create_account"`, `"sign_in"`, ...: the names of the `twofold_engine_<name>` functions).
+ * An unknown name, or a NULL `op`, gives `TWOFOLD_INVALID_INPUT`.
  *
- * Arguments, results and statuses are those of the named operation's function; an unknown
- * name, or a NULL `op`, gives `TWOFOLD_INVALID_INPUT`.
- *
- * Every operation (`twofold_engine_<op>` and `twofold_engine_call`) works alike:
- * - `engine`: from `twofold_engine_new`; `ctx`: the caller's context, borrowed for the call.
- * - `args_json`: `args_len` bytes of UTF-8 JSON (not necessarily NUL-terminated, at most
- *   64 KiB), borrowed for the call. Unknown fields are refused.
- * - On success `*out_json` receives a NUL-terminated UTF-8 JSON document that the caller owns
- *   and frees with `twofold_string_free`, and `*out_len` its length in bytes (without the
- *   NUL). On failure neither is written; `twofold_last_error_message` explains why.
- * - NULL `engine`, `ctx`, `args_json`, `out_json` or `out_len`, invalid UTF-8, JSON that is
- *   malformed, oversized or of the wrong shape: `TWOFOLD_INVALID_INPUT`.
+ * Every operation (`twofold_engine_<name>` and `twofold_engine_call`) works alike:
+ * - `engine`: from `twofold_engine_new`.
+ * - `ctx`: `ctx_len` bytes of UTF-8 JSON, the caller as the application sees it: the record
+ *   `context` of `wit/types.wit`, `{"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 ...",
+ *   "client_id": "", "device_token": "..."}`, every member optional (`"{}"` is a caller
+ *   nobody knows). `ip` and `user_agent` go into the audit log. `client_id` is who the
+ *   per-client limits count: the peer address, or the address a proxy you trust named;
+ *   empty means `ip`. `device_token` is the token a completed sign-in returned to this
+ *   browser (keep it in a long-lived HttpOnly cookie), absent or `null` when there is none: a
+ *   valid one keeps its owner's attempts apart from everyone else's (SPEC S6). Unknown members
+ *   are refused.
+ * - `args`: `args_len` bytes of UTF-8 JSON (not necessarily NUL-terminated, at most
+ *   `TWOFOLD_MAX_JSON_BYTES`): the operation's request record in `wit/types.wit` (named on
+ *   each function), with snake_case member names (`remember-me` is `remember_me`). Optional
+ *   members may be left out; unknown members are refused. WebAuthn credentials may be the
+ *   browser's `toJSON()` object or that object as JSON text in a string.
+ * - On success `*out` receives a NUL-terminated UTF-8 JSON document, the operation's answer
+ *   record with snake_case members (WebAuthn options and audit details as embedded JSON
+ *   values; optional members that are absent are left out), which the caller owns and frees
+ *   with `twofold_string_free`; `*out_len` receives its length in bytes (without the NUL). On
+ *   failure neither is written; `twofold_last_error_message` explains why.
+ * - NULL `engine`, `ctx`, `args`, `out` or `out_len`, invalid UTF-8, JSON that is malformed,
+ *   oversized or of the wrong shape: `TWOFOLD_INVALID_INPUT`.
  * - Any operation may also return `TWOFOLD_CONFLICT` (concurrent writes kept conflicting),
- *   `TWOFOLD_STORAGE` (a host callback failed) or `TWOFOLD_INTERNAL`; nothing is written then.
+ *   `TWOFOLD_STORAGE` (a host callback failed or broke its contract) or `TWOFOLD_INTERNAL`;
+ *   nothing is written then. Each function lists its other statuses.
  * - Thread safety: any number of threads may call operations on one engine at once.
  */
 twofold_status twofold_engine_call(const struct twofold_engine *engine,
-                                   const struct twofold_context *ctx,
+                                   const char *ctx,
+                                   size_t ctx_len,
                                    const char *op,
                                    size_t op_len,
-                                   const char *args_json,
+                                   const char *args,
                                    size_t args_len,
-                                   char **out_json,
+                                   char **out,
                                    size_t *out_len);
 
 /**
- * Creates an account (an email and a password).
+ * Creates an account from an email and a password (SPEC A1, A2).
  *
- * Args: `{"email": string, "password": string}`. Emails are trimmed and compared
- * case-insensitively; passwords are 8 to 1024 bytes.
- * Result: `{"user_id": string, "email": string}` (the email as stored).
+ * Request `create-account`, answer `account-created` (`wit/types.wit`). The email is trimmed
+ * and put in Unicode NFC, and compared case-insensitively, but it keeps its case when stored
+ * and answered (`Ada@Example.com` stays so). Passwords are 8 to 1024 bytes.
  *
- * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_ALREADY_EXISTS`, and the common ones
- * (see `twofold_engine_call`).
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_ALREADY_EXISTS`,
+ * `TWOFOLD_RATE_LIMITED` (too many accounts from one client), and those of every operation
+ * (`twofold_engine_call`).
  */
 twofold_status twofold_engine_create_account(const struct twofold_engine *engine,
-                                             const struct twofold_context *ctx,
-                                             const char *args_json,
+                                             const char *ctx,
+                                             size_t ctx_len,
+                                             const char *args,
                                              size_t args_len,
-                                             char **out_json,
+                                             char **out,
                                              size_t *out_len);
 
 /**
- * Sign-in step one: email and password.
+ * Sign-in step one: email and password (SPEC S1, S2, S6).
  *
- * Args: `{"email": string, "password": string, "remember_me": bool (optional, false)}`.
- * Result, when two-factor authentication is off:
- * `{"status": "signed_in", "user_id": string, "remember_me": bool}`; when it is on:
- * `{"status": "second_factor_required", "pending_token": string, "options": object}`, where
- * `options` is the WebAuthn request options (the `publicKey` member, WebAuthn Level 3 JSON,
- * for `PublicKeyCredential.parseRequestOptionsFromJSON`) and `pending_token` goes to
- * `twofold_engine_sign_in_passkey` or `twofold_engine_sign_in_backup_code` (valid 5 minutes).
+ * Request `sign-in`, answer `sign-in-outcome`: in JSON `{"status": "signed_in", ...}` (the
+ * record `signed-in`) when two-factor authentication is off, `{"status":
+ * "second_factor_required", ...}` (`second-factor-required`) when it is on. The pending token
+ * then has the form `<user id>.<43 base64url characters>`, lives 5 minutes and goes to
+ * `twofold_engine_sign_in_passkey` or `twofold_engine_sign_in_backup_code`; keep it
+ * server-side. A user has at most 16 live pending sign-ins: a 17th voids the oldest.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_CREDENTIALS` (unknown
  * email or wrong password, indistinguishable), `TWOFOLD_RATE_LIMITED` (see
- * `twofold_last_error_retry_after_secs`), and the common ones (see
- * `twofold_engine_call`).
+ * `twofold_last_error_retry_after_secs`), and those of every operation.
  */
 twofold_status twofold_engine_sign_in(const struct twofold_engine *engine,
-                                      const struct twofold_context *ctx,
-                                      const char *args_json,
+                                      const char *ctx,
+                                      size_t ctx_len,
+                                      const char *args,
                                       size_t args_len,
-                                      char **out_json,
+                                      char **out,
                                       size_t *out_len);
 
 /**
- * Sign-in step two with a passkey.
+ * Sign-in step two with a passkey (SPEC S3, S5, P6).
  *
- * Args: `{"pending_token": string, "credential": object or string}`, where `credential` is
- * the browser's `PublicKeyCredential.toJSON()` for the options of step one (as an object, or
- * as JSON text in a string).
- * Result: `{"user_id": string, "remember_me": false}` (remember-me is always false after a
- * second factor).
+ * Request `passkey-sign-in`, answer `signed-in`. `credential` is the browser's
+ * `PublicKeyCredential.toJSON()` for the options of step one. Remember-me is always false
+ * after a second factor. A `pending_token` that is not of the form `<user id>.<43 base64url
+ * characters>` is `TWOFOLD_INVALID_INPUT`; a well-formed one that is unknown, used, voided or
+ * past its 5 minutes is `TWOFOLD_EXPIRED`.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_PASSKEY` (the assertion
- * did not verify), `TWOFOLD_EXPIRED` (unknown, used, expired or voided pending token),
- * `TWOFOLD_RATE_LIMITED`, and the common ones (see `twofold_engine_call`).
+ * did not verify), `TWOFOLD_EXPIRED`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
  */
 twofold_status twofold_engine_sign_in_passkey(const struct twofold_engine *engine,
-                                              const struct twofold_context *ctx,
-                                              const char *args_json,
+                                              const char *ctx,
+                                              size_t ctx_len,
+                                              const char *args,
                                               size_t args_len,
-                                              char **out_json,
+                                              char **out,
                                               size_t *out_len);
 
 /**
- * Sign-in step two with a backup code.
+ * Sign-in step two with a backup code, which is used up (SPEC S4, S5, B1, B3, B6).
  *
- * Args: `{"pending_token": string, "code": string}` (case, spaces and hyphens in the code do
- * not matter).
- * Result: `{"user_id": string, "remember_me": false, "backup_codes_remaining": number,
- * "backup_codes_running_low": bool}`. The code is used up.
+ * Request `backup-code-sign-in`, answer `signed-in` (with the codes left). A code is 12
+ * characters of `23456789abcdefghjkmnpqrstuvwxyz`, shown as `xxxx-xxxx-xxxx`; case, spaces and
+ * hyphens in what the user types do not matter. Pending tokens as in
+ * `twofold_engine_sign_in_passkey`.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_BACKUP_CODE`,
- * `TWOFOLD_EXPIRED`, `TWOFOLD_RATE_LIMITED`, and the common ones (see
- * `twofold_engine_call`).
+ * `TWOFOLD_EXPIRED`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
  */
 twofold_status twofold_engine_sign_in_backup_code(const struct twofold_engine *engine,
-                                                  const struct twofold_context *ctx,
-                                                  const char *args_json,
+                                                  const char *ctx,
+                                                  size_t ctx_len,
+                                                  const char *args,
                                                   size_t args_len,
-                                                  char **out_json,
+                                                  char **out,
                                                   size_t *out_len);
 
 /**
- * Starts registering a passkey for a signed-in user.
+ * Starts registering a passkey for a signed-in user (SPEC P1).
  *
- * Args: `{"user_id": string, "name": string, "password": string}` (the passkey's name, 1 to
- * 64 characters after trimming, and the user's current password).
- * Result: `{"options": object}`, the WebAuthn creation options (the `publicKey` member,
- * WebAuthn Level 3 JSON, for `PublicKeyCredential.parseCreationOptionsFromJSON`). The
- * ceremony is valid 5 minutes and finishes with `twofold_engine_finish_passkey_registration`.
+ * Request `start-registration` (the passkey's name, 1 to 64 characters after trimming, and
+ * the current password), answer `registration-started`: creation options for
+ * `PublicKeyCredential.parseCreationOptionsFromJSON`. The ceremony lives 5 minutes and ends
+ * with `twofold_engine_finish_passkey_registration`.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND` (unknown user),
- * `TWOFOLD_INVALID_CREDENTIALS` (wrong password), `TWOFOLD_RATE_LIMITED`, and the common ones
- * (see `twofold_engine_call`).
+ * `TWOFOLD_INVALID_CREDENTIALS` (wrong password), `TWOFOLD_RATE_LIMITED`, and those of every
+ * operation.
  */
 twofold_status twofold_engine_start_passkey_registration(const struct twofold_engine *engine,
-                                                         const struct twofold_context *ctx,
-                                                         const char *args_json,
+                                                         const char *ctx,
+                                                         size_t ctx_len,
+                                                         const char *args,
                                                          size_t args_len,
-                                                         char **out_json,
+                                                         char **out,
                                                          size_t *out_len);
 
 /**
- * Finishes registering a passkey.
+ * Finishes registering a passkey (SPEC P2, P3).
  *
- * Args: `{"user_id": string, "credential": object or string}`, where `credential` is the
- * browser's `PublicKeyCredential.toJSON()` for the options of the start call.
- * Result: `{"passkey": passkey, "two_factor_enabled": bool, "backup_codes": [string]
- * (only when this registration turned two-factor authentication on: shown this once),
- * "backup_codes_remaining": number, "backup_codes_running_low": bool}`, where a passkey is
- * `{"id": string (credential id, base64url), "name": string, "created_at": number (ms since
- * the Unix epoch), "last_used_at": number or null, "backup_eligible": bool, "backed_up":
- * bool, "transports": [string]}`.
+ * Request `finish-registration` (`credential`: the browser's `toJSON()` for the start call's
+ * options), answer `passkey-registered`. The first passkey turns two-factor authentication
+ * on and its answer carries a backup-code set: the only time those codes can be read.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_PASSKEY` (the attestation
- * did not verify), `TWOFOLD_EXPIRED` (no, a used or an expired ceremony),
+ * did not verify), `TWOFOLD_EXPIRED` (no ceremony, a used or an expired one),
  * `TWOFOLD_ALREADY_EXISTS` (the credential is registered already), `TWOFOLD_NOT_FOUND`, and
- * the common ones (see `twofold_engine_call`).
+ * those of every operation.
  */
 twofold_status twofold_engine_finish_passkey_registration(const struct twofold_engine *engine,
-                                                          const struct twofold_context *ctx,
-                                                          const char *args_json,
+                                                          const char *ctx,
+                                                          size_t ctx_len,
+                                                          const char *args,
                                                           size_t args_len,
-                                                          char **out_json,
+                                                          char **out,
                                                           size_t *out_len);
 
 /**
- * Lists a user's passkeys, oldest first.
+ * Lists a user's passkeys, oldest first (SPEC P4).
  *
- * Args: `{"user_id": string}`.
- * Result: `{"passkeys": [passkey]}` (passkey as in
- * `twofold_engine_finish_passkey_registration`).
+ * Request `user-ref`, answer `passkey-list`.
  *
- * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
- * (see `twofold_engine_call`).
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+ * operation.
  */
 twofold_status twofold_engine_list_passkeys(const struct twofold_engine *engine,
-                                            const struct twofold_context *ctx,
-                                            const char *args_json,
+                                            const char *ctx,
+                                            size_t ctx_len,
+                                            const char *args,
                                             size_t args_len,
-                                            char **out_json,
+                                            char **out,
                                             size_t *out_len);
 
 /**
- * Renames a passkey.
+ * Renames a passkey (SPEC P4).
  *
- * Args: `{"user_id": string, "passkey_id": string, "name": string}` (1 to 64 characters
- * after trimming).
- * Result: the renamed passkey (as in `twofold_engine_finish_passkey_registration`).
+ * Request `rename-passkey` (1 to 64 characters after trimming), answer `passkey`.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND` (unknown user or
- * passkey), and the common ones (see `twofold_engine_call`).
+ * passkey), and those of every operation.
  */
 twofold_status twofold_engine_rename_passkey(const struct twofold_engine *engine,
-                                             const struct twofold_context *ctx,
-                                             const char *args_json,
+                                             const char *ctx,
+                                             size_t ctx_len,
+                                             const char *args,
                                              size_t args_len,
-                                             char **out_json,
+                                             char **out,
                                              size_t *out_len);
 
 /**
- * Removes a passkey. Removing the last one turns two-factor authentication off and voids
- * every backup code.
+ * Removes a passkey; the last one turns two-factor authentication off and voids every backup
+ * code (SPEC P4, P5).
  *
- * Args: `{"user_id": string, "passkey_id": string, "password": string}`.
- * Result: the user's status afterwards (as in `twofold_engine_status`).
+ * Request `remove-passkey` (with the current password), answer `status` afterwards.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
- * `TWOFOLD_INVALID_CREDENTIALS` (wrong password), `TWOFOLD_RATE_LIMITED`, and the common ones
- * (see `twofold_engine_call`).
+ * `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
  */
 twofold_status twofold_engine_remove_passkey(const struct twofold_engine *engine,
-                                             const struct twofold_context *ctx,
-                                             const char *args_json,
+                                             const char *ctx,
+                                             size_t ctx_len,
+                                             const char *args,
                                              size_t args_len,
-                                             char **out_json,
+                                             char **out,
                                              size_t *out_len);
 
 /**
  * Turns two-factor authentication on (the user needs a passkey) and makes a fresh set of
- * backup codes.
+ * backup codes (SPEC T1).
  *
- * Args: `{"user_id": string, "password": string}`.
- * Result: `{"codes": [string]}`, the new backup codes: the only time they can be read.
+ * Request `password-confirmed`, answer `backup-codes`: the only time they can be read (format
+ * as in `twofold_engine_sign_in_backup_code`).
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
  * `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_ALREADY_ENABLED`, `TWOFOLD_NO_PASSKEY`,
- * `TWOFOLD_RATE_LIMITED`, and the common ones (see `twofold_engine_call`).
+ * `TWOFOLD_RATE_LIMITED`, and those of every operation.
  */
 twofold_status twofold_engine_enable_two_factor(const struct twofold_engine *engine,
-                                                const struct twofold_context *ctx,
-                                                const char *args_json,
+                                                const char *ctx,
+                                                size_t ctx_len,
+                                                const char *args,
                                                 size_t args_len,
-                                                char **out_json,
+                                                char **out,
                                                 size_t *out_len);
 
 /**
- * Turns two-factor authentication off; passkeys are kept, backup codes voided.
+ * Turns two-factor authentication off; passkeys are kept, backup codes voided (SPEC T2).
  *
- * Args: `{"user_id": string, "password": string}`.
- * Result: the user's status afterwards (as in `twofold_engine_status`).
+ * Request `password-confirmed`, answer `status` afterwards.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
- * `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and the
- * common ones (see `twofold_engine_call`).
+ * `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and those of
+ * every operation.
  */
 twofold_status twofold_engine_disable_two_factor(const struct twofold_engine *engine,
-                                                 const struct twofold_context *ctx,
-                                                 const char *args_json,
+                                                 const char *ctx,
+                                                 size_t ctx_len,
+                                                 const char *args,
                                                  size_t args_len,
-                                                 char **out_json,
+                                                 char **out,
                                                  size_t *out_len);
 
 /**
- * Replaces the user's backup codes with a fresh set; the old set is void.
+ * Replaces the user's backup codes with a fresh set; the old set is void (SPEC B4).
  *
- * Args: `{"user_id": string, "password": string}`.
- * Result: `{"codes": [string]}`, the new backup codes: the only time they can be read.
+ * Request `password-confirmed`, answer `backup-codes`: the only time they can be read.
  *
  * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
- * `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and the
- * common ones (see `twofold_engine_call`).
+ * `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and those of
+ * every operation.
  */
 twofold_status twofold_engine_regenerate_backup_codes(const struct twofold_engine *engine,
-                                                      const struct twofold_context *ctx,
-                                                      const char *args_json,
+                                                      const char *ctx,
+                                                      size_t ctx_len,
+                                                      const char *args,
                                                       size_t args_len,
-                                                      char **out_json,
+                                                      char **out,
                                                       size_t *out_len);
 
 /**
- * A user's two-factor state.
+ * Changes the password of a signed-in user, who gives the current one (SPEC A4, A6).
  *
- * Args: `{"user_id": string}`.
- * Result: `{"user_id": string, "email": string, "two_factor_enabled": bool, "passkeys":
- * [passkey], "backup_codes_remaining": number, "backup_codes_running_low": bool}` (passkey as
- * in `twofold_engine_finish_passkey_registration`).
+ * Request `change-password`, answer `password-changed`: the account's new security epoch.
+ * End the user's other sessions.
  *
- * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
- * (see `twofold_engine_call`).
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
+ * `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
+ */
+twofold_status twofold_engine_change_password(const struct twofold_engine *engine,
+                                              const char *ctx,
+                                              size_t ctx_len,
+                                              const char *args,
+                                              size_t args_len,
+                                              char **out,
+                                              size_t *out_len);
+
+/**
+ * Sets a new password without the old one, after the application has proved by its own means
+ * (a reset link sent to the address) that the caller owns the email (SPEC A5, A6). Two-factor
+ * authentication is left as it was: the next sign-in still asks for a second factor.
+ *
+ * Request `reset-password`, answer `password-changed`. End the user's sessions.
+ *
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND` (no account for the
+ * email), and those of every operation.
+ */
+twofold_status twofold_engine_reset_password(const struct twofold_engine *engine,
+                                             const char *ctx,
+                                             size_t ctx_len,
+                                             const char *args,
+                                             size_t args_len,
+                                             char **out,
+                                             size_t *out_len);
+
+/**
+ * A user's two-factor state: enabled or not, passkeys, codes left, security epoch (SPEC T3,
+ * A6).
+ *
+ * Request `user-ref`, answer `status`.
+ *
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+ * operation.
  */
 twofold_status twofold_engine_status(const struct twofold_engine *engine,
-                                     const struct twofold_context *ctx,
-                                     const char *args_json,
+                                     const char *ctx,
+                                     size_t ctx_len,
+                                     const char *args,
                                      size_t args_len,
-                                     char **out_json,
+                                     char **out,
                                      size_t *out_len);
 
 /**
- * A page of a user's audit events, newest first.
+ * A page of a user's audit events, newest first (SPEC L1, L2, L4).
  *
- * Args: `{"user_id": string, "before": number (optional: the previous page's
- * `next_before`), "limit": number (optional, 1 to 200, default 50)}`.
- * Result: `{"events": [event], "next_before": number (absent on the last page)}`, where an
- * event is `{"seq": number, "at": number (ms since the Unix epoch), "user_id": string,
- * "kind": string, "details": object, "ip": string, "user_agent": string, "notify": bool,
- * "prev_hash": string, "hash": string}` and `kind` is one of `account_created`,
- * `password_ok`, `password_failed`, `second_factor_required`, `passkey_ok`,
- * `passkey_failed`, `backup_code_ok`, `backup_code_failed`, `throttled`,
- * `passkey_registered`, `passkey_renamed`, `passkey_removed`, `two_factor_enabled`,
- * `two_factor_disabled`, `backup_codes_generated`. `notify` marks events the user should be
- * told about.
+ * Request `audit-query`, answer `audit-page`. Each event's `kind` is an `event-kind` and its
+ * `details` a JSON object whose members per kind the README's audit table lists; `notify`
+ * marks the events the user should hear about.
  *
- * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
- * (see `twofold_engine_call`).
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+ * operation.
  */
 twofold_status twofold_engine_audit_events(const struct twofold_engine *engine,
-                                           const struct twofold_context *ctx,
-                                           const char *args_json,
+                                           const char *ctx,
+                                           size_t ctx_len,
+                                           const char *args,
                                            size_t args_len,
-                                           char **out_json,
+                                           char **out,
                                            size_t *out_len);
 
 /**
- * Verifies a user's audit hash chain: reports altered, dropped or reordered events.
+ * The newest event of a user's audit chain, to keep outside the database (SPEC L3).
  *
- * Args: `{"user_id": string}`.
- * Result: `{"intact": bool, "events_checked": number, "problems": [{"seq": number,
- * "problem": string}]}`, where `problem` is `altered`, `missing`, `out_of_order`,
- * `broken_link` or `unreadable`. A broken chain is a successful call with `intact` false.
+ * Request `user-ref`, answer `audit-anchor`: store it where the database's writers cannot
+ * change it (a log shipper, WORM storage) and pass it to `twofold_engine_verify_audit_chain`
+ * to detect a truncated or deleted log.
  *
- * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
- * (see `twofold_engine_call`).
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+ * operation.
+ */
+twofold_status twofold_engine_audit_anchor(const struct twofold_engine *engine,
+                                           const char *ctx,
+                                           size_t ctx_len,
+                                           const char *args,
+                                           size_t args_len,
+                                           char **out,
+                                           size_t *out_len);
+
+/**
+ * Verifies a user's audit chain with the configured audit keys, optionally against an anchor
+ * (SPEC L3): altered, dropped, reordered or forged events, security state changed without an
+ * event, and with an anchor a truncated or deleted log, are reported.
+ *
+ * Request `verify-audit`, answer `chain-report`. A broken chain is a successful call with
+ * `intact` false.
+ *
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+ * operation.
  */
 twofold_status twofold_engine_verify_audit_chain(const struct twofold_engine *engine,
-                                                 const struct twofold_context *ctx,
-                                                 const char *args_json,
+                                                 const char *ctx,
+                                                 size_t ctx_len,
+                                                 const char *args,
                                                  size_t args_len,
-                                                 char **out_json,
+                                                 char **out,
+                                                 size_t *out_len);
+
+/**
+ * Removes a user's events older than the retention age, keeping the chain verifiable from a
+ * checkpoint; the pruning is itself an event (SPEC L5).
+ *
+ * Request `prune-audit`, answer `audit-pruned` (at most 500 events a call: call again while
+ * it prunes some).
+ *
+ * Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+ * operation.
+ */
+twofold_status twofold_engine_prune_audit_events(const struct twofold_engine *engine,
+                                                 const char *ctx,
+                                                 size_t ctx_len,
+                                                 const char *args,
+                                                 size_t args_len,
+                                                 char **out,
                                                  size_t *out_len);
 
 /**
@@ -742,7 +805,7 @@ twofold_status twofold_engine_verify_audit_chain(const struct twofold_engine *en
  * Returns a static NUL-terminated string, never NULL; do not free it.
  * Thread safety: may be called from any thread at any time.
  */
-const char *twofold_status_name(int32_t status);
+const char *twofold_status_name(twofold_status status);
 
 /**
  * A sentence describing a status in general, for logs and people (for the details of one
@@ -752,7 +815,7 @@ const char *twofold_status_name(int32_t status);
  * Returns a static NUL-terminated string, never NULL; do not free it.
  * Thread safety: may be called from any thread at any time.
  */
-const char *twofold_status_message(int32_t status);
+const char *twofold_status_message(twofold_status status);
 
 /**
  * The status of the most recent call on this thread that failed, or `TWOFOLD_OK` when no
@@ -777,7 +840,7 @@ const char *twofold_last_error_message(void);
 
 /**
  * When the most recent failed call on this thread returned `TWOFOLD_RATE_LIMITED`: the seconds
- * until the account accepts attempts again (at least 1). Otherwise 0.
+ * until this client may try again (at least 1). Otherwise 0.
  *
  * Thread safety: as `twofold_last_error_status`.
  */

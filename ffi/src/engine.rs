@@ -1,9 +1,11 @@
-//! The engine handle and one export per operation. Every operation takes its arguments as a
-//! JSON document and answers with one; the shapes are `twofold_core::api`'s, documented on
-//! each function so that they reach the header.
+//! The engine handle and one export per operation, each a one-line call into [`run`], which
+//! hands the operation to `twofold_core::api::call`: the JSON shapes are the serde forms of the
+//! `twofold-proto` types (documented as the records of `wit/types.wit`), so nothing here
+//! describes or checks a shape of its own.
 
 use std::ffi::{CString, c_char};
 
+use twofold_core::Op::*;
 use twofold_core::api::{self, Op};
 use twofold_core::{Context, Engine};
 
@@ -21,76 +23,19 @@ pub struct twofold_engine {
     host: CHost,
 }
 
-/// Who is calling, as the application sees it; written into audit events.
-///
-/// Borrowed for the duration of the call. Neither string is NUL-terminated; either may be
-/// NULL when its length is 0 (unknown).
-#[repr(C)]
-pub struct twofold_context {
-    /// The client's IP address, `ip_len` bytes of UTF-8.
-    pub ip: *const c_char,
-    /// Length of `ip` in bytes.
-    pub ip_len: usize,
-    /// The client's user agent, `user_agent_len` bytes of UTF-8.
-    pub user_agent: *const c_char,
-    /// Length of `user_agent` in bytes.
-    pub user_agent_len: usize,
-}
-
-/// Borrows `len` bytes; NULL is an error unless `len` is 0 and `null_ok`.
+/// Borrows `len` bytes; NULL is an error.
 ///
 /// # Safety
 /// A non-NULL `ptr` points to `len` readable bytes that outlive `'a`.
-unsafe fn borrow<'a>(
-    ptr: *const c_char,
-    len: usize,
-    what: &str,
-    null_ok: bool,
-) -> Result<&'a [u8], Failure> {
+unsafe fn borrow<'a>(ptr: *const c_char, len: usize, what: &str) -> Result<&'a [u8], Failure> {
     if ptr.is_null() {
-        return if null_ok && len == 0 {
-            Ok(&[])
-        } else {
-            Err(Failure::invalid(format!("{what} is NULL")))
-        };
+        return Err(Failure::invalid(format!("{what} is NULL")));
     }
     if len > isize::MAX as usize {
         return Err(Failure::invalid(format!("{what}: length out of range")));
     }
     // SAFETY: non-NULL and readable for `len` bytes by the caller's promise.
     Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) })
-}
-
-/// Borrows `len` bytes of UTF-8.
-///
-/// # Safety
-/// As [`borrow`].
-unsafe fn borrow_str<'a>(
-    ptr: *const c_char,
-    len: usize,
-    what: &str,
-    null_ok: bool,
-) -> Result<&'a str, Failure> {
-    // SAFETY: forwarded.
-    let bytes = unsafe { borrow(ptr, len, what, null_ok) }?;
-    std::str::from_utf8(bytes).map_err(|_| Failure::invalid(format!("{what} is not valid UTF-8")))
-}
-
-/// # Safety
-/// `ctx` is NULL or points to a `twofold_context` whose buffers are readable.
-unsafe fn context(ctx: *const twofold_context) -> Result<Context, Failure> {
-    // SAFETY: non-NULL was promised readable.
-    let Some(ctx) = (unsafe { ctx.as_ref() }) else {
-        return Err(Failure::invalid("ctx is NULL"));
-    };
-    // SAFETY: the context's buffers were promised readable.
-    let (ip, user_agent) = unsafe {
-        (
-            borrow_str(ctx.ip, ctx.ip_len, "ctx.ip", true)?,
-            borrow_str(ctx.user_agent, ctx.user_agent_len, "ctx.user_agent", true)?,
-        )
-    };
-    Ok(Context::new(ip, user_agent))
 }
 
 /// Hands a string to C: NUL-terminated, freed by `twofold_string_free`.
@@ -103,27 +48,26 @@ fn give_string(s: String) -> Result<(*mut c_char, usize), Failure> {
 /// Creates an engine from a configuration and a host callback table.
 ///
 /// `config_json` points to `config_len` bytes of UTF-8 JSON (not necessarily NUL-terminated,
-/// at most 64 KiB), an object whose fields are all optional and default to the
-/// specification's values:
+/// at most `TWOFOLD_MAX_JSON_BYTES`): the record `config` of `wit/types.wit`, with snake_case
+/// member names. Every member but `audit_keys` is optional and takes the specification's
+/// default; unknown members are refused. `audit_keys` needs at least one key, `{"id":
+/// "2026-01", "secret": "<64 to 128 hex digits>"}` (e.g. from `openssl rand -hex 32`), which
+/// authenticates the audit log: keep it outside the database (a secret store, an environment
+/// variable), never in source. A minimal configuration:
 ///
 /// ```json
 /// {"rp_id": "example.com", "rp_name": "Example", "origins": ["https://example.com"],
-///  "password_hash": {"m_kib": 19456, "t": 2, "p": 1},
-///  "backup_code_hash": {"m_kib": 4096, "t": 1, "p": 1},
-///  "user_verification": "preferred",
-///  "pending_sign_in_ttl_secs": 300, "registration_ttl_secs": 300,
-///  "max_second_factor_attempts": 5, "lockout_threshold": 10, "lockout_secs": 900,
-///  "backup_code_count": 10, "backup_code_low_watermark": 3, "max_conflict_retries": 8}
+///  "audit_keys": [{"id": "2026-01", "secret": "..."}]}
 /// ```
 ///
-/// (`user_verification` is `"required"`, `"preferred"` or `"discouraged"`; unknown fields are
-/// refused.) `host` is copied (see `struct twofold_host` for how long its contents must live).
-/// On success `*out_engine` receives the new engine, which the caller owns and frees with
+/// `host` is copied (see `struct twofold_host` for how long its contents must live). On
+/// success `*out_engine` receives the new engine, which the caller owns and frees with
 /// `twofold_engine_free`; on failure `*out_engine` is left unchanged.
 ///
 /// Returns `TWOFOLD_OK`; `TWOFOLD_INVALID_INPUT` when any pointer is NULL, the JSON is invalid,
-/// oversized or out of range, or the host table has an unsupported version or a NULL required
-/// callback; `TWOFOLD_INTERNAL`. The engine calls no callback while being created.
+/// oversized or out of range, no audit key is given, or the host table has an unsupported
+/// version or a NULL required callback; `TWOFOLD_INTERNAL`. The engine calls no callback while
+/// being created.
 ///
 /// Thread safety: may be called from any thread.
 #[unsafe(no_mangle)]
@@ -137,9 +81,9 @@ pub unsafe extern "C" fn twofold_engine_new(
         if out_engine.is_null() {
             return Err(Failure::invalid("out_engine is NULL"));
         }
-        // SAFETY: the caller promises readable buffers behind non-NULL pointers.
-        let config = unsafe { borrow(config_json, config_len, "config_json", false) }?;
-        // SAFETY: as above.
+        // SAFETY: the caller promises `config_len` readable bytes behind a non-NULL pointer.
+        let config = unsafe { borrow(config_json, config_len, "config_json") }?;
+        // SAFETY: the caller promises a readable table behind a non-NULL `host`.
         let host = unsafe { CHost::from_table(host) }?;
         let engine = Engine::new(api::config_from_json(config)?)?;
         let engine = Box::new(twofold_engine { engine, host });
@@ -164,7 +108,7 @@ pub unsafe extern "C" fn twofold_engine_free(engine: *mut twofold_engine) {
     })
 }
 
-/// Frees a string the library returned (`out_json` of an operation). NULL is a no-op.
+/// Frees a string the library returned (`out` of an operation). NULL is a no-op.
 ///
 /// The string must be unmodified (no byte of it overwritten) and freed only once.
 /// Thread safety: may be called from any thread.
@@ -181,37 +125,43 @@ pub unsafe extern "C" fn twofold_string_free(s: *mut c_char) {
 /// The body every operation export shares.
 ///
 /// # Safety
-/// Every non-NULL pointer is valid as the operation's documentation describes.
+/// Every non-NULL pointer is valid as `twofold_engine_call` documents.
+#[allow(clippy::too_many_arguments)]
 unsafe fn run(
-    op: Result<Op, Failure>,
+    op: Op,
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
     boundary(|| {
-        let op = op?;
         // SAFETY: a non-NULL engine was made by `twofold_engine_new` and not yet freed.
         let Some(engine) = (unsafe { engine.as_ref() }) else {
             return Err(Failure::invalid("engine is NULL"));
         };
-        if out_json.is_null() {
-            return Err(Failure::invalid("out_json is NULL"));
+        if out.is_null() {
+            return Err(Failure::invalid("out is NULL"));
         }
         if out_len.is_null() {
             return Err(Failure::invalid("out_len is NULL"));
         }
-        // SAFETY: the caller promises readable buffers behind non-NULL pointers.
-        let ctx = unsafe { context(ctx) }?;
-        // SAFETY: as above.
-        let args = unsafe { borrow(args_json, args_len, "args_json", false) }?;
+        // SAFETY: the caller promises readable buffers of these lengths behind non-NULL
+        // pointers, for the duration of the call.
+        let (ctx, args) = unsafe {
+            (
+                borrow(ctx, ctx_len, "ctx")?,
+                borrow(args, args_len, "args")?,
+            )
+        };
+        let ctx: Context = api::context_from_json(ctx)?;
         let result = api::call(&engine.engine, &engine.host, &ctx, op, args)?;
         let (ptr, len) = give_string(result)?;
         // SAFETY: checked non-NULL; the caller promises both are writable.
         unsafe {
-            out_json.write(ptr);
+            out.write(ptr);
             out_len.write(len);
         }
         Ok(())
@@ -219,515 +169,667 @@ unsafe fn run(
 }
 
 /// Runs any operation by name: `op` points to `op_len` bytes of UTF-8 naming it
-/// (`"create_account"`, `"sign_in"`, ... : the names of the `twofold_engine_<name>` functions).
+/// (`"create_account"`, `"sign_in"`, ...: the names of the `twofold_engine_<name>` functions).
+/// An unknown name, or a NULL `op`, gives `TWOFOLD_INVALID_INPUT`.
 ///
-/// Arguments, results and statuses are those of the named operation's function; an unknown
-/// name, or a NULL `op`, gives `TWOFOLD_INVALID_INPUT`.
-///
-/// Every operation (`twofold_engine_<op>` and `twofold_engine_call`) works alike:
-/// - `engine`: from `twofold_engine_new`; `ctx`: the caller's context, borrowed for the call.
-/// - `args_json`: `args_len` bytes of UTF-8 JSON (not necessarily NUL-terminated, at most
-///   64 KiB), borrowed for the call. Unknown fields are refused.
-/// - On success `*out_json` receives a NUL-terminated UTF-8 JSON document that the caller owns
-///   and frees with `twofold_string_free`, and `*out_len` its length in bytes (without the
-///   NUL). On failure neither is written; `twofold_last_error_message` explains why.
-/// - NULL `engine`, `ctx`, `args_json`, `out_json` or `out_len`, invalid UTF-8, JSON that is
-///   malformed, oversized or of the wrong shape: `TWOFOLD_INVALID_INPUT`.
+/// Every operation (`twofold_engine_<name>` and `twofold_engine_call`) works alike:
+/// - `engine`: from `twofold_engine_new`.
+/// - `ctx`: `ctx_len` bytes of UTF-8 JSON, the caller as the application sees it: the record
+///   `context` of `wit/types.wit`, `{"ip": "203.0.113.7", "user_agent": "Mozilla/5.0 ...",
+///   "client_id": "", "device_token": "..."}`, every member optional (`"{}"` is a caller
+///   nobody knows). `ip` and `user_agent` go into the audit log. `client_id` is who the
+///   per-client limits count: the peer address, or the address a proxy you trust named;
+///   empty means `ip`. `device_token` is the token a completed sign-in returned to this
+///   browser (keep it in a long-lived HttpOnly cookie), absent or `null` when there is none: a
+///   valid one keeps its owner's attempts apart from everyone else's (SPEC S6). Unknown members
+///   are refused.
+/// - `args`: `args_len` bytes of UTF-8 JSON (not necessarily NUL-terminated, at most
+///   `TWOFOLD_MAX_JSON_BYTES`): the operation's request record in `wit/types.wit` (named on
+///   each function), with snake_case member names (`remember-me` is `remember_me`). Optional
+///   members may be left out; unknown members are refused. WebAuthn credentials may be the
+///   browser's `toJSON()` object or that object as JSON text in a string.
+/// - On success `*out` receives a NUL-terminated UTF-8 JSON document, the operation's answer
+///   record with snake_case members (WebAuthn options and audit details as embedded JSON
+///   values; optional members that are absent are left out), which the caller owns and frees
+///   with `twofold_string_free`; `*out_len` receives its length in bytes (without the NUL). On
+///   failure neither is written; `twofold_last_error_message` explains why.
+/// - NULL `engine`, `ctx`, `args`, `out` or `out_len`, invalid UTF-8, JSON that is malformed,
+///   oversized or of the wrong shape: `TWOFOLD_INVALID_INPUT`.
 /// - Any operation may also return `TWOFOLD_CONFLICT` (concurrent writes kept conflicting),
-///   `TWOFOLD_STORAGE` (a host callback failed) or `TWOFOLD_INTERNAL`; nothing is written then.
+///   `TWOFOLD_STORAGE` (a host callback failed or broke its contract) or `TWOFOLD_INTERNAL`;
+///   nothing is written then. Each function lists its other statuses.
 /// - Thread safety: any number of threads may call operations on one engine at once.
 #[unsafe(no_mangle)]
+#[allow(clippy::too_many_arguments)]
 pub unsafe extern "C" fn twofold_engine_call(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
+    ctx: *const c_char,
+    ctx_len: usize,
     op: *const c_char,
     op_len: usize,
-    args_json: *const c_char,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    let op = guard(Err(Failure::internal("panic while reading op")), || {
+    let named = guard(Err(Failure::internal("panic while reading op")), || {
         // SAFETY: the caller promises `op_len` readable bytes behind a non-NULL `op`.
-        let name = unsafe { borrow_str(op, op_len, "op", false) }?;
+        let name = unsafe { borrow(op, op_len, "op") }?;
+        let name = std::str::from_utf8(name).map_err(|_| Failure::invalid("op is not UTF-8"))?;
         Op::parse(name).ok_or_else(|| Failure::invalid(format!("unknown operation {name:?}")))
     });
-    // SAFETY: forwarded.
-    unsafe { run(op, engine, ctx, args_json, args_len, out_json, out_len) }
+    match named {
+        // SAFETY: the other pointers are this function's, with the same promises as `run`'s.
+        Ok(op) => unsafe { run(op, engine, ctx, ctx_len, args, args_len, out, out_len) },
+        Err(failure) => boundary(|| Err(failure)),
+    }
 }
 
-/// Creates an account (an email and a password).
+/// Creates an account from an email and a password (SPEC A1, A2).
 ///
-/// Args: `{"email": string, "password": string}`. Emails are trimmed and compared
-/// case-insensitively; passwords are 8 to 1024 bytes.
-/// Result: `{"user_id": string, "email": string}` (the email as stored).
+/// Request `create-account`, answer `account-created` (`wit/types.wit`). The email is trimmed
+/// and put in Unicode NFC, and compared case-insensitively, but it keeps its case when stored
+/// and answered (`Ada@Example.com` stays so). Passwords are 8 to 1024 bytes.
 ///
-/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_ALREADY_EXISTS`, and the common ones
-/// (see `twofold_engine_call`).
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_ALREADY_EXISTS`,
+/// `TWOFOLD_RATE_LIMITED` (too many accounts from one client), and those of every operation
+/// (`twofold_engine_call`).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_create_account(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::CreateAccount),
+            CreateAccount,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Sign-in step one: email and password.
+/// Sign-in step one: email and password (SPEC S1, S2, S6).
 ///
-/// Args: `{"email": string, "password": string, "remember_me": bool (optional, false)}`.
-/// Result, when two-factor authentication is off:
-/// `{"status": "signed_in", "user_id": string, "remember_me": bool}`; when it is on:
-/// `{"status": "second_factor_required", "pending_token": string, "options": object}`, where
-/// `options` is the WebAuthn request options (the `publicKey` member, WebAuthn Level 3 JSON,
-/// for `PublicKeyCredential.parseRequestOptionsFromJSON`) and `pending_token` goes to
-/// `twofold_engine_sign_in_passkey` or `twofold_engine_sign_in_backup_code` (valid 5 minutes).
+/// Request `sign-in`, answer `sign-in-outcome`: in JSON `{"status": "signed_in", ...}` (the
+/// record `signed-in`) when two-factor authentication is off, `{"status":
+/// "second_factor_required", ...}` (`second-factor-required`) when it is on. The pending token
+/// then has the form `<user id>.<43 base64url characters>`, lives 5 minutes and goes to
+/// `twofold_engine_sign_in_passkey` or `twofold_engine_sign_in_backup_code`; keep it
+/// server-side. A user has at most 16 live pending sign-ins: a 17th voids the oldest.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_CREDENTIALS` (unknown
 /// email or wrong password, indistinguishable), `TWOFOLD_RATE_LIMITED` (see
-/// `twofold_last_error_retry_after_secs`), and the common ones (see
-/// `twofold_engine_call`).
+/// `twofold_last_error_retry_after_secs`), and those of every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_sign_in(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
-    unsafe {
-        run(
-            Ok(Op::SignIn),
-            engine,
-            ctx,
-            args_json,
-            args_len,
-            out_json,
-            out_len,
-        )
-    }
+    // SAFETY: this function's documented promises are `run`'s.
+    unsafe { run(SignIn, engine, ctx, ctx_len, args, args_len, out, out_len) }
 }
 
-/// Sign-in step two with a passkey.
+/// Sign-in step two with a passkey (SPEC S3, S5, P6).
 ///
-/// Args: `{"pending_token": string, "credential": object or string}`, where `credential` is
-/// the browser's `PublicKeyCredential.toJSON()` for the options of step one (as an object, or
-/// as JSON text in a string).
-/// Result: `{"user_id": string, "remember_me": false}` (remember-me is always false after a
-/// second factor).
+/// Request `passkey-sign-in`, answer `signed-in`. `credential` is the browser's
+/// `PublicKeyCredential.toJSON()` for the options of step one. Remember-me is always false
+/// after a second factor. A `pending_token` that is not of the form `<user id>.<43 base64url
+/// characters>` is `TWOFOLD_INVALID_INPUT`; a well-formed one that is unknown, used, voided or
+/// past its 5 minutes is `TWOFOLD_EXPIRED`.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_PASSKEY` (the assertion
-/// did not verify), `TWOFOLD_EXPIRED` (unknown, used, expired or voided pending token),
-/// `TWOFOLD_RATE_LIMITED`, and the common ones (see `twofold_engine_call`).
+/// did not verify), `TWOFOLD_EXPIRED`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_sign_in_passkey(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::SignInPasskey),
+            SignInPasskey,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Sign-in step two with a backup code.
+/// Sign-in step two with a backup code, which is used up (SPEC S4, S5, B1, B3, B6).
 ///
-/// Args: `{"pending_token": string, "code": string}` (case, spaces and hyphens in the code do
-/// not matter).
-/// Result: `{"user_id": string, "remember_me": false, "backup_codes_remaining": number,
-/// "backup_codes_running_low": bool}`. The code is used up.
+/// Request `backup-code-sign-in`, answer `signed-in` (with the codes left). A code is 12
+/// characters of `23456789abcdefghjkmnpqrstuvwxyz`, shown as `xxxx-xxxx-xxxx`; case, spaces and
+/// hyphens in what the user types do not matter. Pending tokens as in
+/// `twofold_engine_sign_in_passkey`.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_BACKUP_CODE`,
-/// `TWOFOLD_EXPIRED`, `TWOFOLD_RATE_LIMITED`, and the common ones (see
-/// `twofold_engine_call`).
+/// `TWOFOLD_EXPIRED`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_sign_in_backup_code(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::SignInBackupCode),
+            SignInBackupCode,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Starts registering a passkey for a signed-in user.
+/// Starts registering a passkey for a signed-in user (SPEC P1).
 ///
-/// Args: `{"user_id": string, "name": string, "password": string}` (the passkey's name, 1 to
-/// 64 characters after trimming, and the user's current password).
-/// Result: `{"options": object}`, the WebAuthn creation options (the `publicKey` member,
-/// WebAuthn Level 3 JSON, for `PublicKeyCredential.parseCreationOptionsFromJSON`). The
-/// ceremony is valid 5 minutes and finishes with `twofold_engine_finish_passkey_registration`.
+/// Request `start-registration` (the passkey's name, 1 to 64 characters after trimming, and
+/// the current password), answer `registration-started`: creation options for
+/// `PublicKeyCredential.parseCreationOptionsFromJSON`. The ceremony lives 5 minutes and ends
+/// with `twofold_engine_finish_passkey_registration`.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND` (unknown user),
-/// `TWOFOLD_INVALID_CREDENTIALS` (wrong password), `TWOFOLD_RATE_LIMITED`, and the common ones
-/// (see `twofold_engine_call`).
+/// `TWOFOLD_INVALID_CREDENTIALS` (wrong password), `TWOFOLD_RATE_LIMITED`, and those of every
+/// operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_start_passkey_registration(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
-        let op = Ok(Op::StartPasskeyRegistration);
-        run(op, engine, ctx, args_json, args_len, out_json, out_len)
+        run(
+            StartPasskeyRegistration,
+            engine,
+            ctx,
+            ctx_len,
+            args,
+            args_len,
+            out,
+            out_len,
+        )
     }
 }
 
-/// Finishes registering a passkey.
+/// Finishes registering a passkey (SPEC P2, P3).
 ///
-/// Args: `{"user_id": string, "credential": object or string}`, where `credential` is the
-/// browser's `PublicKeyCredential.toJSON()` for the options of the start call.
-/// Result: `{"passkey": passkey, "two_factor_enabled": bool, "backup_codes": [string]
-/// (only when this registration turned two-factor authentication on: shown this once),
-/// "backup_codes_remaining": number, "backup_codes_running_low": bool}`, where a passkey is
-/// `{"id": string (credential id, base64url), "name": string, "created_at": number (ms since
-/// the Unix epoch), "last_used_at": number or null, "backup_eligible": bool, "backed_up":
-/// bool, "transports": [string]}`.
+/// Request `finish-registration` (`credential`: the browser's `toJSON()` for the start call's
+/// options), answer `passkey-registered`. The first passkey turns two-factor authentication
+/// on and its answer carries a backup-code set: the only time those codes can be read.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_INVALID_PASSKEY` (the attestation
-/// did not verify), `TWOFOLD_EXPIRED` (no, a used or an expired ceremony),
+/// did not verify), `TWOFOLD_EXPIRED` (no ceremony, a used or an expired one),
 /// `TWOFOLD_ALREADY_EXISTS` (the credential is registered already), `TWOFOLD_NOT_FOUND`, and
-/// the common ones (see `twofold_engine_call`).
+/// those of every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_finish_passkey_registration(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
-        let op = Ok(Op::FinishPasskeyRegistration);
-        run(op, engine, ctx, args_json, args_len, out_json, out_len)
+        run(
+            FinishPasskeyRegistration,
+            engine,
+            ctx,
+            ctx_len,
+            args,
+            args_len,
+            out,
+            out_len,
+        )
     }
 }
 
-/// Lists a user's passkeys, oldest first.
+/// Lists a user's passkeys, oldest first (SPEC P4).
 ///
-/// Args: `{"user_id": string}`.
-/// Result: `{"passkeys": [passkey]}` (passkey as in
-/// `twofold_engine_finish_passkey_registration`).
+/// Request `user-ref`, answer `passkey-list`.
 ///
-/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
-/// (see `twofold_engine_call`).
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+/// operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_list_passkeys(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::ListPasskeys),
+            ListPasskeys,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Renames a passkey.
+/// Renames a passkey (SPEC P4).
 ///
-/// Args: `{"user_id": string, "passkey_id": string, "name": string}` (1 to 64 characters
-/// after trimming).
-/// Result: the renamed passkey (as in `twofold_engine_finish_passkey_registration`).
+/// Request `rename-passkey` (1 to 64 characters after trimming), answer `passkey`.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND` (unknown user or
-/// passkey), and the common ones (see `twofold_engine_call`).
+/// passkey), and those of every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_rename_passkey(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::RenamePasskey),
+            RenamePasskey,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Removes a passkey. Removing the last one turns two-factor authentication off and voids
-/// every backup code.
+/// Removes a passkey; the last one turns two-factor authentication off and voids every backup
+/// code (SPEC P4, P5).
 ///
-/// Args: `{"user_id": string, "passkey_id": string, "password": string}`.
-/// Result: the user's status afterwards (as in `twofold_engine_status`).
+/// Request `remove-passkey` (with the current password), answer `status` afterwards.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
-/// `TWOFOLD_INVALID_CREDENTIALS` (wrong password), `TWOFOLD_RATE_LIMITED`, and the common ones
-/// (see `twofold_engine_call`).
+/// `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_remove_passkey(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::RemovePasskey),
+            RemovePasskey,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
 /// Turns two-factor authentication on (the user needs a passkey) and makes a fresh set of
-/// backup codes.
+/// backup codes (SPEC T1).
 ///
-/// Args: `{"user_id": string, "password": string}`.
-/// Result: `{"codes": [string]}`, the new backup codes: the only time they can be read.
+/// Request `password-confirmed`, answer `backup-codes`: the only time they can be read (format
+/// as in `twofold_engine_sign_in_backup_code`).
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
 /// `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_ALREADY_ENABLED`, `TWOFOLD_NO_PASSKEY`,
-/// `TWOFOLD_RATE_LIMITED`, and the common ones (see `twofold_engine_call`).
+/// `TWOFOLD_RATE_LIMITED`, and those of every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_enable_two_factor(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::EnableTwoFactor),
+            EnableTwoFactor,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Turns two-factor authentication off; passkeys are kept, backup codes voided.
+/// Turns two-factor authentication off; passkeys are kept, backup codes voided (SPEC T2).
 ///
-/// Args: `{"user_id": string, "password": string}`.
-/// Result: the user's status afterwards (as in `twofold_engine_status`).
+/// Request `password-confirmed`, answer `status` afterwards.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
-/// `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and the
-/// common ones (see `twofold_engine_call`).
+/// `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and those of
+/// every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_disable_two_factor(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::DisableTwoFactor),
+            DisableTwoFactor,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Replaces the user's backup codes with a fresh set; the old set is void.
+/// Replaces the user's backup codes with a fresh set; the old set is void (SPEC B4).
 ///
-/// Args: `{"user_id": string, "password": string}`.
-/// Result: `{"codes": [string]}`, the new backup codes: the only time they can be read.
+/// Request `password-confirmed`, answer `backup-codes`: the only time they can be read.
 ///
 /// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
-/// `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and the
-/// common ones (see `twofold_engine_call`).
+/// `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_NOT_ENABLED`, `TWOFOLD_RATE_LIMITED`, and those of
+/// every operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_regenerate_backup_codes(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
-        let op = Ok(Op::RegenerateBackupCodes);
-        run(op, engine, ctx, args_json, args_len, out_json, out_len)
+        run(
+            RegenerateBackupCodes,
+            engine,
+            ctx,
+            ctx_len,
+            args,
+            args_len,
+            out,
+            out_len,
+        )
     }
 }
 
-/// A user's two-factor state.
+/// Changes the password of a signed-in user, who gives the current one (SPEC A4, A6).
 ///
-/// Args: `{"user_id": string}`.
-/// Result: `{"user_id": string, "email": string, "two_factor_enabled": bool, "passkeys":
-/// [passkey], "backup_codes_remaining": number, "backup_codes_running_low": bool}` (passkey as
-/// in `twofold_engine_finish_passkey_registration`).
+/// Request `change-password`, answer `password-changed`: the account's new security epoch.
+/// End the user's other sessions.
 ///
-/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
-/// (see `twofold_engine_call`).
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`,
+/// `TWOFOLD_INVALID_CREDENTIALS`, `TWOFOLD_RATE_LIMITED`, and those of every operation.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn twofold_engine_change_password(
+    engine: *const twofold_engine,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
+    args_len: usize,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) -> twofold_status {
+    // SAFETY: this function's documented promises are `run`'s.
+    unsafe {
+        run(
+            ChangePassword,
+            engine,
+            ctx,
+            ctx_len,
+            args,
+            args_len,
+            out,
+            out_len,
+        )
+    }
+}
+
+/// Sets a new password without the old one, after the application has proved by its own means
+/// (a reset link sent to the address) that the caller owns the email (SPEC A5, A6). Two-factor
+/// authentication is left as it was: the next sign-in still asks for a second factor.
+///
+/// Request `reset-password`, answer `password-changed`. End the user's sessions.
+///
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND` (no account for the
+/// email), and those of every operation.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn twofold_engine_reset_password(
+    engine: *const twofold_engine,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
+    args_len: usize,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) -> twofold_status {
+    // SAFETY: this function's documented promises are `run`'s.
+    unsafe {
+        run(
+            ResetPassword,
+            engine,
+            ctx,
+            ctx_len,
+            args,
+            args_len,
+            out,
+            out_len,
+        )
+    }
+}
+
+/// A user's two-factor state: enabled or not, passkeys, codes left, security epoch (SPEC T3,
+/// A6).
+///
+/// Request `user-ref`, answer `status`.
+///
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+/// operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_status(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
-    unsafe {
-        run(
-            Ok(Op::Status),
-            engine,
-            ctx,
-            args_json,
-            args_len,
-            out_json,
-            out_len,
-        )
-    }
+    // SAFETY: this function's documented promises are `run`'s.
+    unsafe { run(Status, engine, ctx, ctx_len, args, args_len, out, out_len) }
 }
 
-/// A page of a user's audit events, newest first.
+/// A page of a user's audit events, newest first (SPEC L1, L2, L4).
 ///
-/// Args: `{"user_id": string, "before": number (optional: the previous page's
-/// `next_before`), "limit": number (optional, 1 to 200, default 50)}`.
-/// Result: `{"events": [event], "next_before": number (absent on the last page)}`, where an
-/// event is `{"seq": number, "at": number (ms since the Unix epoch), "user_id": string,
-/// "kind": string, "details": object, "ip": string, "user_agent": string, "notify": bool,
-/// "prev_hash": string, "hash": string}` and `kind` is one of `account_created`,
-/// `password_ok`, `password_failed`, `second_factor_required`, `passkey_ok`,
-/// `passkey_failed`, `backup_code_ok`, `backup_code_failed`, `throttled`,
-/// `passkey_registered`, `passkey_renamed`, `passkey_removed`, `two_factor_enabled`,
-/// `two_factor_disabled`, `backup_codes_generated`. `notify` marks events the user should be
-/// told about.
+/// Request `audit-query`, answer `audit-page`. Each event's `kind` is an `event-kind` and its
+/// `details` a JSON object whose members per kind the README's audit table lists; `notify`
+/// marks the events the user should hear about.
 ///
-/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
-/// (see `twofold_engine_call`).
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+/// operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_audit_events(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::AuditEvents),
+            AuditEvents,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
             out_len,
         )
     }
 }
 
-/// Verifies a user's audit hash chain: reports altered, dropped or reordered events.
+/// The newest event of a user's audit chain, to keep outside the database (SPEC L3).
 ///
-/// Args: `{"user_id": string}`.
-/// Result: `{"intact": bool, "events_checked": number, "problems": [{"seq": number,
-/// "problem": string}]}`, where `problem` is `altered`, `missing`, `out_of_order`,
-/// `broken_link` or `unreadable`. A broken chain is a successful call with `intact` false.
+/// Request `user-ref`, answer `audit-anchor`: store it where the database's writers cannot
+/// change it (a log shipper, WORM storage) and pass it to `twofold_engine_verify_audit_chain`
+/// to detect a truncated or deleted log.
 ///
-/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and the common ones
-/// (see `twofold_engine_call`).
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+/// operation.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn twofold_engine_audit_anchor(
+    engine: *const twofold_engine,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
+    args_len: usize,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) -> twofold_status {
+    // SAFETY: this function's documented promises are `run`'s.
+    unsafe {
+        run(
+            AuditAnchor,
+            engine,
+            ctx,
+            ctx_len,
+            args,
+            args_len,
+            out,
+            out_len,
+        )
+    }
+}
+
+/// Verifies a user's audit chain with the configured audit keys, optionally against an anchor
+/// (SPEC L3): altered, dropped, reordered or forged events, security state changed without an
+/// event, and with an anchor a truncated or deleted log, are reported.
+///
+/// Request `verify-audit`, answer `chain-report`. A broken chain is a successful call with
+/// `intact` false.
+///
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+/// operation.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn twofold_engine_verify_audit_chain(
     engine: *const twofold_engine,
-    ctx: *const twofold_context,
-    args_json: *const c_char,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
     args_len: usize,
-    out_json: *mut *mut c_char,
+    out: *mut *mut c_char,
     out_len: *mut usize,
 ) -> twofold_status {
-    // SAFETY: forwarded.
+    // SAFETY: this function's documented promises are `run`'s.
     unsafe {
         run(
-            Ok(Op::VerifyAuditChain),
+            VerifyAuditChain,
             engine,
             ctx,
-            args_json,
+            ctx_len,
+            args,
             args_len,
-            out_json,
+            out,
+            out_len,
+        )
+    }
+}
+
+/// Removes a user's events older than the retention age, keeping the chain verifiable from a
+/// checkpoint; the pruning is itself an event (SPEC L5).
+///
+/// Request `prune-audit`, answer `audit-pruned` (at most 500 events a call: call again while
+/// it prunes some).
+///
+/// Statuses: `TWOFOLD_OK`, `TWOFOLD_INVALID_INPUT`, `TWOFOLD_NOT_FOUND`, and those of every
+/// operation.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn twofold_engine_prune_audit_events(
+    engine: *const twofold_engine,
+    ctx: *const c_char,
+    ctx_len: usize,
+    args: *const c_char,
+    args_len: usize,
+    out: *mut *mut c_char,
+    out_len: *mut usize,
+) -> twofold_status {
+    // SAFETY: this function's documented promises are `run`'s.
+    unsafe {
+        run(
+            PruneAuditEvents,
+            engine,
+            ctx,
+            ctx_len,
+            args,
+            args_len,
+            out,
             out_len,
         )
     }

@@ -2,15 +2,18 @@
 //! `Environment` traits.
 //!
 //! Bytes go from C to the library only through sinks that copy them during the callback, so
-//! nothing is ever freed by the other side's allocator and no C buffer outlives its call.
+//! nothing is ever freed by the other side's allocator and no C buffer outlives its call. The
+//! contract is `twofold_core::Storage`'s; values cross as bytes (what a C database hands out)
+//! and the library refuses any that are not UTF-8, as it refuses every other breach of the
+//! contract: a `storage` failure, nothing written.
 
 use std::ffi::{c_char, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use twofold_core::{Environment, Expect, HostError, Record, Storage, Write};
+use twofold_core::{Entry, Environment, ErrorCode, Expect, HostError, Storage, Versioned, Write};
 
-use crate::status::{Failure, twofold_status};
+use crate::status::{Failure, OK, status_of};
 
 /// The version of `struct twofold_host` this header describes. Set `twofold_host.version` to
 /// it; fields are only ever appended, and a later library accepts every earlier version.
@@ -19,7 +22,7 @@ pub const TWOFOLD_HOST_VERSION: u32 = 1;
 /// Where a `get` callback hands over the record it found. Opaque; valid only during the
 /// callback it was passed to.
 pub struct twofold_record_sink {
-    record: Option<Record>,
+    record: Option<Versioned>,
     problem: Option<String>,
 }
 
@@ -29,20 +32,21 @@ pub struct twofold_entry_sink {
     prefix: Vec<u8>,
     after: Option<Vec<u8>>,
     limit: usize,
-    entries: Vec<(String, Record)>,
+    entries: Vec<Entry>,
     problem: Option<String>,
 }
 
 /// Copies the record a `get` callback found into the library.
 ///
 /// Call it at most once per `get`, during the callback, with the sink the callback was given.
-/// `value` points to `value_len` bytes (NULL is allowed when `value_len` is 0); the library
-/// copies them before returning, so they only need to stay valid during this call. `version`
-/// is the record's version (1 or more).
+/// `value` points to `value_len` bytes of UTF-8, exactly the bytes `commit` stored (NULL is
+/// allowed when `value_len` is 0); the library copies them before returning, so they only need
+/// to stay valid during this call. `version` is the record's version (1 or more).
 ///
 /// Returns `TWOFOLD_OK`, or `TWOFOLD_STORAGE` when the record breaks the storage contract (a
-/// second record, version 0, NULL value with a length): the callback should then stop and
-/// return that status. The `get` fails with `TWOFOLD_STORAGE` either way.
+/// second record, version 0, NULL value with a length, a value that is not UTF-8): the
+/// callback should then stop and return that status. The `get` fails with `TWOFOLD_STORAGE`
+/// either way.
 pub type twofold_record_fn = unsafe extern "C" fn(
     sink: *mut twofold_record_sink,
     value: *const u8,
@@ -54,13 +58,13 @@ pub type twofold_record_fn = unsafe extern "C" fn(
 ///
 /// Call it once per entry, in ascending byte order of key, during the callback, with the sink
 /// the callback was given. `key` points to `key_len` bytes of UTF-8 (not NUL-terminated) and
-/// `value` to `value_len` bytes (NULL is allowed when `value_len` is 0); the library copies
-/// both before returning. `version` is the record's version (1 or more).
+/// `value` to `value_len` bytes of UTF-8 (NULL is allowed when `value_len` is 0); the library
+/// copies both before returning. `version` is the record's version (1 or more).
 ///
 /// Returns `TWOFOLD_OK`, or `TWOFOLD_STORAGE` when the entry breaks the storage contract (key
-/// not under the prefix, not after `after`, not ascending, not UTF-8, more than `limit`
-/// entries, version 0): the callback should then stop and return that status. The `scan`
-/// fails with `TWOFOLD_STORAGE` either way.
+/// not under the prefix, not after `after`, not ascending, key or value not UTF-8, more than
+/// `limit` entries, version 0): the callback should then stop and return that status. The
+/// `scan` fails with `TWOFOLD_STORAGE` either way.
 pub type twofold_entry_fn = unsafe extern "C" fn(
     sink: *mut twofold_entry_sink,
     key: *const c_char,
@@ -78,7 +82,8 @@ pub struct twofold_write {
     pub key: *const c_char,
     /// Length of `key` in bytes (1 to 512).
     pub key_len: usize,
-    /// The bytes to store, or NULL to delete the key. Never NULL for a put, even when
+    /// The bytes to store (UTF-8 JSON text, not NUL-terminated: store them as they are, in a
+    /// `TEXT` or a `BLOB` column), or NULL to delete the key. Never NULL for a put, even when
     /// `value_len` is 0.
     pub value: *const u8,
     /// Length of `value` in bytes; 0 for a delete.
@@ -94,11 +99,27 @@ pub struct twofold_write {
 /// `twofold_engine_new`, which copies the table: the struct itself may be freed after that
 /// call, but `user_data` and the functions must stay valid until `twofold_engine_free`.
 ///
-/// Every callback receives `user_data` first and returns a status as a plain `int32_t`:
-/// `TWOFOLD_OK` (0) on success, `TWOFOLD_CONFLICT` from `commit` when an expectation failed,
-/// and for any other failure a non-zero value such as `TWOFOLD_STORAGE`. Any non-zero result
-/// fails the operation with `TWOFOLD_STORAGE` (or `TWOFOLD_CONFLICT` after retries) and
-/// nothing is written. Callbacks cannot pass a message; log details on your side.
+/// Every callback receives `user_data` first and returns a status as a plain `int32_t`, one
+/// of exactly these:
+/// - `TWOFOLD_OK` (0): success;
+/// - `TWOFOLD_CONFLICT`, from `commit` only: an expectation failed and nothing was applied.
+///   The engine re-reads and retries a bounded number of times, then the operation answers
+///   `TWOFOLD_CONFLICT`;
+/// - `TWOFOLD_STORAGE`: anything else went wrong (I/O, a lost connection, a full disk, an
+///   exception in your language).
+///
+/// Any other value, from any callback, breaks the contract and is treated as a failure:
+/// `TWOFOLD_CONFLICT` from `get`, `scan`, `now_ms` or `fill_random`, and any number that is not
+/// one of the three above (`-1`, `99`, `TWOFOLD_INTERNAL`, ...). A failure ends the operation
+/// with `TWOFOLD_STORAGE` and nothing written. Callbacks cannot pass a message; log details on
+/// your side.
+///
+/// When your language raises: a callback must never unwind (a C++ exception, a `longjmp`, a Rust
+/// panic) into the library. Catch everything inside the callback and return
+/// `TWOFOLD_STORAGE`. Bindings must wrap every callback so: a Python `ctypes` callback that
+/// raises returns an undefined value to C, often 0 (`TWOFOLD_OK`), which would read as "key
+/// absent" or "written"; the same holds for cffi, JNA and others. Wrap each callback in a
+/// catch-all that logs and returns `TWOFOLD_STORAGE`.
 ///
 /// Callbacks run only during a call into the engine, on the thread that made it, and never
 /// after that call returns. Because one engine may be used from many threads at once, the
@@ -108,7 +129,8 @@ pub struct twofold_write {
 ///
 /// The storage contract (the same for every twofold host):
 /// - keys are UTF-8, 1 to 512 bytes, compared byte-wise (`memcmp`, shorter first on a tie);
-///   values are opaque bytes of at most 1 MiB;
+///   values are UTF-8 JSON documents of at most 1 MiB: give back exactly the bytes `commit`
+///   stored (a value that is not UTF-8 fails the operation with `TWOFOLD_STORAGE`);
 /// - `get` finds one key;
 /// - `scan` lists, in ascending key order, at most `limit` keys that start with the prefix and,
 ///   when `after` is not NULL, are strictly greater than `after`; fewer than `limit` means no
@@ -153,7 +175,7 @@ pub struct twofold_host {
     >,
     /// Required. Applies `writes_len` conditional writes (`writes` is never NULL) all or
     /// nothing; returns `TWOFOLD_OK`, `TWOFOLD_CONFLICT` if an expectation failed (nothing
-    /// applied), or another non-zero status if storage failed (nothing applied).
+    /// applied), or `TWOFOLD_STORAGE` if storage failed (nothing applied).
     pub commit: Option<
         unsafe extern "C" fn(
             user_data: *mut c_void,
@@ -239,8 +261,18 @@ fn callback_failed(name: &str, status: i32) -> HostError {
     HostError::Failed(format!("host callback {name} returned status {status}"))
 }
 
-const STORAGE_STATUS: i32 = twofold_status::TwofoldStorage as i32;
-const CONFLICT_STATUS: i32 = twofold_status::TwofoldConflict as i32;
+/// A status from `get`, `scan`, `now_ms` or `fill_random`: anything but `TWOFOLD_OK` fails
+/// (a conflict included: only a commit can meet one).
+fn check(name: &str, status: i32) -> Result<(), HostError> {
+    match status {
+        OK => Ok(()),
+        other => Err(callback_failed(name, other)),
+    }
+}
+
+fn storage_status() -> i32 {
+    status_of(ErrorCode::Storage)
+}
 
 /// Copies `len` bytes from C; NULL is accepted only with a zero length.
 ///
@@ -257,6 +289,18 @@ unsafe fn copy_bytes(ptr: *const u8, len: usize) -> Option<Vec<u8>> {
     Some(unsafe { std::slice::from_raw_parts(ptr, len) }.to_vec())
 }
 
+/// Copies a value from C; NULL is accepted only with a zero length; it must be UTF-8.
+///
+/// # Safety
+/// As [`copy_bytes`].
+unsafe fn copy_text(ptr: *const u8, len: usize, what: &str) -> Result<String, String> {
+    // SAFETY: the caller's promise is `copy_bytes`'s.
+    let bytes = unsafe { copy_bytes(ptr, len) }
+        .ok_or_else(|| format!("{what} callback passed a NULL pointer with a non-zero length"))?;
+    String::from_utf8(bytes)
+        .map_err(|_| format!("{what} callback passed a value that is not UTF-8"))
+}
+
 unsafe extern "C" fn record_found(
     sink: *mut twofold_record_sink,
     value: *const u8,
@@ -266,30 +310,30 @@ unsafe extern "C" fn record_found(
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the library passed this sink to the running callback and owns it.
         let Some(sink) = (unsafe { sink.as_mut() }) else {
-            return STORAGE_STATUS;
+            return storage_status();
         };
         let problem = if sink.record.is_some() {
-            "get callback passed more than one record"
+            "get callback passed more than one record".to_owned()
         } else if version == 0 {
-            "get callback passed version 0"
+            "get callback passed version 0".to_owned()
         } else {
             // SAFETY: the callback promises `value_len` readable bytes at a non-NULL `value`.
-            match unsafe { copy_bytes(value, value_len) } {
-                Some(value) => {
-                    sink.record = Some(Record { value, version });
-                    return 0;
+            match unsafe { copy_text(value, value_len, "get") } {
+                Ok(value) => {
+                    sink.record = Some(Versioned { value, version });
+                    return OK;
                 }
-                None => "get callback passed a NULL value with a non-zero length",
+                Err(problem) => problem,
             }
         };
-        sink.problem.get_or_insert_with(|| problem.to_owned());
-        STORAGE_STATUS
+        sink.problem.get_or_insert(problem);
+        storage_status()
     }))
-    .unwrap_or(STORAGE_STATUS)
+    .unwrap_or_else(|_| storage_status())
 }
 
 impl twofold_entry_sink {
-    fn accept(&mut self, key: Vec<u8>, value: Vec<u8>, version: u64) -> Result<(), &'static str> {
+    fn accept(&mut self, key: Vec<u8>, value: String, version: u64) -> Result<(), &'static str> {
         if self.entries.len() >= self.limit {
             return Err("scan callback passed more than `limit` entries");
         }
@@ -302,14 +346,17 @@ impl twofold_entry_sink {
         let floor = self
             .entries
             .last()
-            .map(|(k, _)| k.as_bytes())
+            .map(|e| e.key.as_bytes())
             .or(self.after.as_deref());
         if floor.is_some_and(|floor| key.as_slice() <= floor) {
             return Err("scan callback passed keys out of order or not after `after`");
         }
         let key =
             String::from_utf8(key).map_err(|_| "scan callback passed a key that is not UTF-8")?;
-        self.entries.push((key, Record { value, version }));
+        self.entries.push(Entry {
+            key,
+            value: Versioned { value, version },
+        });
         Ok(())
     }
 }
@@ -325,38 +372,39 @@ unsafe extern "C" fn entry_found(
     catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: the library passed this sink to the running callback and owns it.
         let Some(sink) = (unsafe { sink.as_mut() }) else {
-            return STORAGE_STATUS;
+            return storage_status();
         };
         if sink.problem.is_some() {
-            return STORAGE_STATUS;
+            return storage_status();
         }
         // SAFETY: the callback promises readable buffers of the lengths it gives.
         let copied = unsafe {
             (
                 copy_bytes(key.cast(), key_len),
-                copy_bytes(value, value_len),
+                copy_text(value, value_len, "scan"),
             )
         };
         let result = match copied {
-            (Some(key), Some(value)) => sink.accept(key, value, version),
-            _ => Err("scan callback passed a NULL pointer with a non-zero length"),
+            (Some(key), Ok(value)) => sink.accept(key, value, version).map_err(str::to_owned),
+            (None, _) => Err("scan callback passed a NULL pointer with a non-zero length".into()),
+            (_, Err(problem)) => Err(problem),
         };
         match result {
-            Ok(()) => 0,
+            Ok(()) => OK,
             Err(problem) => {
-                sink.problem = Some(problem.to_owned());
-                STORAGE_STATUS
+                sink.problem = Some(problem);
+                storage_status()
             }
         }
     }))
-    .unwrap_or(STORAGE_STATUS)
+    .unwrap_or_else(|_| storage_status())
 }
 
 /// A put with an empty value still gets a valid, non-NULL pointer.
 static EMPTY: [u8; 1] = [0];
 
 impl Storage for CHost {
-    fn get(&self, key: &str) -> Result<Option<Record>, HostError> {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, HostError> {
         let mut sink = twofold_record_sink {
             record: None,
             problem: None,
@@ -375,18 +423,12 @@ impl Storage for CHost {
         if let Some(problem) = sink.problem {
             return Err(HostError::Failed(problem));
         }
-        if status != 0 {
-            return Err(callback_failed("get", status));
-        }
+        check("get", status)?;
         Ok(sink.record)
     }
 
-    fn scan(
-        &self,
-        prefix: &str,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<(String, Record)>, HostError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, HostError> {
+        let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut sink = twofold_entry_sink {
             prefix: prefix.as_bytes().to_vec(),
             after: after.map(|a| a.as_bytes().to_vec()),
@@ -414,9 +456,7 @@ impl Storage for CHost {
         if let Some(problem) = sink.problem {
             return Err(HostError::Failed(problem));
         }
-        if status != 0 {
-            return Err(callback_failed("scan", status));
-        }
+        check("scan", status)?;
         Ok(sink.entries)
     }
 
@@ -448,8 +488,8 @@ impl Storage for CHost {
         // SAFETY: as in `get`; `table` and the buffers it points into outlive the call.
         let status = unsafe { (self.commit)(self.user_data, table.as_ptr(), table.len()) };
         match status {
-            0 => Ok(()),
-            CONFLICT_STATUS => Err(HostError::Conflict),
+            OK => Ok(()),
+            s if s == status_of(ErrorCode::Conflict) => Err(HostError::Conflict),
             other => Err(callback_failed("commit", other)),
         }
     }
@@ -466,10 +506,7 @@ impl Environment for CHost {
         };
         let mut out = 0u64;
         // SAFETY: as in `get`; `out` is a valid place for the callback to write.
-        let status = unsafe { now_ms(self.user_data, &mut out) };
-        if status != 0 {
-            return Err(callback_failed("now_ms", status));
-        }
+        check("now_ms", unsafe { now_ms(self.user_data, &mut out) })?;
         Ok(out)
     }
 
@@ -482,10 +519,8 @@ impl Environment for CHost {
             return Ok(());
         }
         // SAFETY: as in `get`; `buf` is writable for its length.
-        let status = unsafe { fill_random(self.user_data, buf.as_mut_ptr(), buf.len()) };
-        if status != 0 {
-            return Err(callback_failed("fill_random", status));
-        }
-        Ok(())
+        check("fill_random", unsafe {
+            fill_random(self.user_data, buf.as_mut_ptr(), buf.len())
+        })
     }
 }

@@ -1,10 +1,11 @@
 //! twofold-ffi: the C library of twofold (`libtwofold`, header `include/twofold.h`).
 //!
 //! This crate only translates: C pointers, lengths and callback tables in, JSON documents and
-//! statuses out. Every rule lives in `twofold-core`; the JSON shapes are those of
-//! `twofold_core::api`. Each export runs inside a panic boundary and writes its out-parameters
-//! only on success. The header is generated from these sources by cbindgen (pinned), and
-//! `tests/header.rs` fails when the checked-in copy drifts.
+//! statuses out. Every rule lives in `twofold-core`; the JSON shapes are the serde forms of the
+//! `twofold-proto` types that `twofold_core::api` reads and writes, and the statuses are
+//! `ErrorCode`'s table. Each export runs inside a panic boundary and writes its out-parameters
+//! only on success. The header is generated from these sources and that table by cbindgen
+//! (pinned), and `tests/header.rs` fails when the checked-in copy drifts.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
@@ -29,7 +30,7 @@ pub use status::*;
 /// The major version of the library this header belongs to.
 pub const TWOFOLD_VERSION_MAJOR: u32 = 0;
 /// The minor version of the library this header belongs to.
-pub const TWOFOLD_VERSION_MINOR: u32 = 1;
+pub const TWOFOLD_VERSION_MINOR: u32 = 2;
 /// The patch version of the library this header belongs to.
 pub const TWOFOLD_VERSION_PATCH: u32 = 0;
 // `TWOFOLD_VERSION_STRING` is written by cbindgen.toml (cbindgen emits no string constants for
@@ -39,7 +40,7 @@ pub const TWOFOLD_VERSION_PATCH: u32 = 0;
 /// bytes.
 pub const TWOFOLD_MAX_JSON_BYTES: usize = 65536;
 
-/// The version of the library actually linked, e.g. `"0.1.0"`; compare it with
+/// The version of the library actually linked, e.g. `"0.2.0"`; compare it with
 /// `TWOFOLD_VERSION_STRING` to detect a header/library mismatch.
 ///
 /// Returns a static NUL-terminated string, never NULL; do not free it.

@@ -1,115 +1,57 @@
 //! Statuses, the per-thread last error, and the panic boundary every export runs inside.
+//!
+//! The status numbers, names and sentences are `twofold_core::ErrorCode`'s table; nothing here
+//! lists the codes again. The header's `enum { TWOFOLD_OK = 0, ... }` is generated from the
+//! same table by `tests/header.rs`.
 
 use std::any::Any;
 use std::cell::RefCell;
 use std::ffi::{CString, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
 
 use twofold_core::{Error, ErrorCode};
 
-/// The result of every fallible call, and of every host callback.
+/// The result of every fallible call, and of every host callback: `TWOFOLD_OK` (0) or one of
+/// the `TWOFOLD_<CODE>` values above, the stable error codes of the specification, numbered
+/// once and never reused.
 ///
-/// `TWOFOLD_OK` (0) is success; every other value is one of the stable error codes of the
-/// specification, numbered once and never reused. `twofold_status_name` gives the code's
-/// string form (`"invalid_input"`, ...), the same string the JSON, WIT and conformance
-/// interfaces use; `twofold_status_message` a sentence for people. Host callbacks return these
-/// values as a plain `int32_t`. A host should map the codes to its own answers (HTTP statuses)
-/// and never parse messages.
-#[repr(i32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[allow(clippy::enum_variant_names)]
-pub enum twofold_status {
-    /// Success.
-    TwofoldOk = 0,
-    /// Malformed, oversized (over 64 KiB) or out-of-range input; a NULL pointer; invalid
-    /// UTF-8; an unknown operation name.
-    TwofoldInvalidInput = 1,
-    /// Unknown email or wrong password (deliberately indistinguishable).
-    TwofoldInvalidCredentials = 2,
-    /// Too many failed attempts for the account; see `twofold_last_error_retry_after_secs`.
-    TwofoldRateLimited = 3,
-    /// The operation needs the second sign-in step first.
-    TwofoldSecondFactorRequired = 4,
-    /// A WebAuthn registration or assertion did not verify.
-    TwofoldInvalidPasskey = 5,
-    /// The backup code is unknown or already used.
-    TwofoldInvalidBackupCode = 6,
-    /// The ceremony, pending sign-in or challenge is over (expired, used or voided).
-    TwofoldExpired = 7,
-    /// An unknown user, passkey or other id.
-    TwofoldNotFound = 8,
-    /// The thing exists already (an account for the email, a credential id).
-    TwofoldAlreadyExists = 9,
-    /// Two-factor authentication is on already.
-    TwofoldAlreadyEnabled = 10,
-    /// Two-factor authentication is off.
-    TwofoldNotEnabled = 11,
-    /// The user has no passkey.
-    TwofoldNoPasskey = 12,
-    /// Concurrent writes kept conflicting; nothing was written. From a `commit` callback: an
-    /// expected version did not hold, and nothing was applied.
-    TwofoldConflict = 13,
-    /// Storage, the clock or the randomness failed; nothing was written. From a callback: any
-    /// failure other than a conflict.
-    TwofoldStorage = 14,
-    /// A bug or an impossible state (including a caught panic); nothing was written.
-    TwofoldInternal = 15,
-}
+/// `twofold_status_name` gives a code's string form (`"invalid_input"`, ...), the same string
+/// the JSON, WIT and conformance interfaces use; `twofold_status_message` a sentence for
+/// people. A host maps the codes to its own answers (HTTP statuses) and never parses messages.
+/// A plain `int32_t`, so that any value a callback returns is defined behaviour.
+pub type twofold_status = i32;
 
-impl twofold_status {
-    pub(crate) fn from_code(code: ErrorCode) -> twofold_status {
-        use twofold_status::*;
-        match code {
-            ErrorCode::InvalidInput => TwofoldInvalidInput,
-            ErrorCode::InvalidCredentials => TwofoldInvalidCredentials,
-            ErrorCode::RateLimited => TwofoldRateLimited,
-            ErrorCode::SecondFactorRequired => TwofoldSecondFactorRequired,
-            ErrorCode::InvalidPasskey => TwofoldInvalidPasskey,
-            ErrorCode::InvalidBackupCode => TwofoldInvalidBackupCode,
-            ErrorCode::Expired => TwofoldExpired,
-            ErrorCode::NotFound => TwofoldNotFound,
-            ErrorCode::AlreadyExists => TwofoldAlreadyExists,
-            ErrorCode::AlreadyEnabled => TwofoldAlreadyEnabled,
-            ErrorCode::NotEnabled => TwofoldNotEnabled,
-            ErrorCode::NoPasskey => TwofoldNoPasskey,
-            ErrorCode::Conflict => TwofoldConflict,
-            ErrorCode::Storage => TwofoldStorage,
-            // ErrorCode is non-exhaustive: a code this library does not know is a bug here.
-            _ => TwofoldInternal,
-        }
-    }
+/// Success.
+pub(crate) const OK: twofold_status = 0;
+
+/// The status of a code.
+pub(crate) fn status_of(code: ErrorCode) -> twofold_status {
+    code.number()
 }
 
 /// Why a call failed, before it is stored as the thread's last error.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    pub(crate) status: twofold_status,
+    pub(crate) code: ErrorCode,
     pub(crate) message: String,
     pub(crate) retry_after_secs: Option<u64>,
 }
 
 impl Failure {
     pub(crate) fn invalid(message: impl Into<String>) -> Failure {
-        Failure {
-            status: twofold_status::TwofoldInvalidInput,
-            message: format!("invalid input: {}", message.into()),
-            retry_after_secs: None,
-        }
+        Failure::from(Error::InvalidInput(message.into()))
     }
 
     pub(crate) fn internal(message: impl Into<String>) -> Failure {
-        Failure {
-            status: twofold_status::TwofoldInternal,
-            message: format!("internal error: {}", message.into()),
-            retry_after_secs: None,
-        }
+        Failure::from(Error::Internal(message.into()))
     }
 }
 
 impl From<Error> for Failure {
     fn from(error: Error) -> Failure {
         Failure {
-            status: twofold_status::from_code(error.code()),
+            code: error.code(),
             message: error.to_string(),
             retry_after_secs: error.retry_after_secs(),
         }
@@ -132,7 +74,7 @@ fn record(failure: Failure) {
     let _ = LAST_ERROR.try_with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
             *slot = Some(LastError {
-                status: failure.status,
+                status: status_of(failure.code),
                 message,
                 retry_after_secs: failure.retry_after_secs,
             });
@@ -165,11 +107,11 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// turns the outcome into a status.
 pub(crate) fn boundary(f: impl FnOnce() -> Result<(), Failure>) -> twofold_status {
     let failure = match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(Ok(())) => return twofold_status::TwofoldOk,
+        Ok(Ok(())) => return OK,
         Ok(Err(failure)) => failure,
         Err(payload) => Failure::internal(panic_message(payload.as_ref())),
     };
-    let status = failure.status;
+    let status = status_of(failure.code);
     record(failure);
     status
 }
@@ -183,6 +125,29 @@ fn static_str(s: &'static str) -> *const c_char {
     s.as_ptr().cast()
 }
 
+/// NUL-terminated copies of one column of the code table, made once: index = status - 1.
+fn column(
+    cell: &'static OnceLock<Vec<CString>>,
+    text: fn(ErrorCode) -> &'static str,
+) -> &'static [CString] {
+    cell.get_or_init(|| {
+        ErrorCode::ALL
+            .iter()
+            .map(|c| CString::new(text(*c)).unwrap_or_default())
+            .collect()
+    })
+}
+
+/// The table entry of a status that is an error code, if it is one.
+fn lookup(
+    status: i32,
+    cell: &'static OnceLock<Vec<CString>>,
+    text: fn(ErrorCode) -> &'static str,
+) -> Option<*const c_char> {
+    let index = ErrorCode::ALL.iter().position(|c| c.number() == status)?;
+    column(cell, text).get(index).map(|s| s.as_ptr())
+}
+
 /// The stable code string of a status: `"ok"`, `"invalid_input"`, `"rate_limited"`, ... (the
 /// strings of the specification, the JSON and the WIT interface).
 ///
@@ -190,36 +155,13 @@ fn static_str(s: &'static str) -> *const c_char {
 /// Returns a static NUL-terminated string, never NULL; do not free it.
 /// Thread safety: may be called from any thread at any time.
 #[unsafe(no_mangle)]
-pub extern "C" fn twofold_status_name(status: i32) -> *const c_char {
+pub extern "C" fn twofold_status_name(status: twofold_status) -> *const c_char {
+    static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
     guard(static_str("unknown\0"), || {
-        if status == 0 {
+        if status == OK {
             return static_str("ok\0");
         }
-        match ErrorCode::from_number(status) {
-            Some(code) => nul_terminated_code(code),
-            None => static_str("unknown\0"),
-        }
-    })
-}
-
-fn nul_terminated_code(code: ErrorCode) -> *const c_char {
-    static_str(match code {
-        ErrorCode::InvalidInput => "invalid_input\0",
-        ErrorCode::InvalidCredentials => "invalid_credentials\0",
-        ErrorCode::RateLimited => "rate_limited\0",
-        ErrorCode::SecondFactorRequired => "second_factor_required\0",
-        ErrorCode::InvalidPasskey => "invalid_passkey\0",
-        ErrorCode::InvalidBackupCode => "invalid_backup_code\0",
-        ErrorCode::Expired => "expired\0",
-        ErrorCode::NotFound => "not_found\0",
-        ErrorCode::AlreadyExists => "already_exists\0",
-        ErrorCode::AlreadyEnabled => "already_enabled\0",
-        ErrorCode::NotEnabled => "not_enabled\0",
-        ErrorCode::NoPasskey => "no_passkey\0",
-        ErrorCode::Conflict => "conflict\0",
-        ErrorCode::Storage => "storage\0",
-        ErrorCode::Internal => "internal\0",
-        _ => "unknown\0",
+        lookup(status, &NAMES, ErrorCode::as_str).unwrap_or(static_str("unknown\0"))
     })
 }
 
@@ -230,29 +172,13 @@ fn nul_terminated_code(code: ErrorCode) -> *const c_char {
 /// Returns a static NUL-terminated string, never NULL; do not free it.
 /// Thread safety: may be called from any thread at any time.
 #[unsafe(no_mangle)]
-pub extern "C" fn twofold_status_message(status: i32) -> *const c_char {
+pub extern "C" fn twofold_status_message(status: twofold_status) -> *const c_char {
+    static MESSAGES: OnceLock<Vec<CString>> = OnceLock::new();
     guard(static_str("unknown status\0"), || {
-        static_str(match status {
-            0 => "ok\0",
-            1 => {
-                "invalid input: malformed, oversized or out-of-range data, a NULL pointer or invalid UTF-8\0"
-            }
-            2 => "the email or password is not correct\0",
-            3 => "too many failed attempts; try again later\0",
-            4 => "a second factor is required\0",
-            5 => "the passkey could not be verified\0",
-            6 => "the backup code is not valid or was already used\0",
-            7 => "the sign-in or ceremony has expired or was already used\0",
-            8 => "not found\0",
-            9 => "already exists\0",
-            10 => "two-factor authentication is already enabled\0",
-            11 => "two-factor authentication is not enabled\0",
-            12 => "the user has no passkey\0",
-            13 => "concurrent changes kept conflicting; nothing was written\0",
-            14 => "storage, the clock or the randomness failed; nothing was written\0",
-            15 => "internal error; nothing was written\0",
-            _ => "unknown status\0",
-        })
+        if status == OK {
+            return static_str("Success.\0");
+        }
+        lookup(status, &MESSAGES, ErrorCode::description).unwrap_or(static_str("unknown status\0"))
     })
 }
 
@@ -265,8 +191,8 @@ pub extern "C" fn twofold_status_message(status: i32) -> *const c_char {
 /// fixed (Go: use `runtime.LockOSThread`) must read it on the thread that made the call.
 #[unsafe(no_mangle)]
 pub extern "C" fn twofold_last_error_status() -> twofold_status {
-    guard(twofold_status::TwofoldInternal, || {
-        with_last_error(twofold_status::TwofoldOk, |e| e.status)
+    guard(status_of(ErrorCode::Internal), || {
+        with_last_error(OK, |e| e.status)
     })
 }
 
@@ -284,7 +210,7 @@ pub extern "C" fn twofold_last_error_message() -> *const c_char {
 }
 
 /// When the most recent failed call on this thread returned `TWOFOLD_RATE_LIMITED`: the seconds
-/// until the account accepts attempts again (at least 1). Otherwise 0.
+/// until this client may try again (at least 1). Otherwise 0.
 ///
 /// Thread safety: as `twofold_last_error_status`.
 #[unsafe(no_mangle)]
@@ -299,26 +225,31 @@ mod tests {
     use super::*;
     use std::ffi::CStr;
 
+    fn text(p: *const c_char) -> &'static str {
+        unsafe { CStr::from_ptr(p) }.to_str().unwrap()
+    }
+
     #[test]
-    fn every_core_code_has_the_same_number_and_name() {
+    fn names_and_messages_are_the_code_table() {
         for code in ErrorCode::ALL {
-            let status = twofold_status::from_code(code);
-            assert_eq!(status as i32, code.number());
-            let name = unsafe { CStr::from_ptr(twofold_status_name(code.number())) };
-            assert_eq!(name.to_str().unwrap(), code.as_str());
-            let message = unsafe { CStr::from_ptr(twofold_status_message(code.number())) };
-            assert!(!message.to_bytes().is_empty());
+            assert_eq!(text(twofold_status_name(code.number())), code.as_str());
+            assert_eq!(
+                text(twofold_status_message(code.number())),
+                code.description()
+            );
         }
-        let unknown = unsafe { CStr::from_ptr(twofold_status_name(16)) };
-        assert_eq!(unknown.to_str().unwrap(), "unknown");
+        assert_eq!(text(twofold_status_name(0)), "ok");
+        for unknown in [-1, 16, 99, i32::MIN, i32::MAX] {
+            assert_eq!(text(twofold_status_name(unknown)), "unknown");
+            assert_eq!(text(twofold_status_message(unknown)), "unknown status");
+        }
     }
 
     #[test]
     fn a_panic_becomes_internal_and_is_recorded() {
         let status = boundary(|| panic!("boom"));
-        assert_eq!(status, twofold_status::TwofoldInternal);
-        assert_eq!(twofold_last_error_status(), twofold_status::TwofoldInternal);
-        let message = unsafe { CStr::from_ptr(twofold_last_error_message()) };
-        assert!(message.to_str().unwrap().contains("boom"));
+        assert_eq!(status, ErrorCode::Internal.number());
+        assert_eq!(twofold_last_error_status(), ErrorCode::Internal.number());
+        assert!(text(twofold_last_error_message()).contains("boom"));
     }
 }

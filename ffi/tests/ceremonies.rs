@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 
 use serde_json::{Value, json};
 use twofold::*;
-use twofold_core::{Environment, Expect, HostError, Storage, Write};
+use twofold_core::{Environment, ErrorCode, Expect, HostError, Storage, Write};
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 use twofold_testkit::{ORIGIN, TestHost, fast_config};
 
@@ -24,8 +24,8 @@ unsafe fn text<'a>(ptr: *const c_char, len: usize) -> &'a str {
 
 fn status_of(error: HostError) -> i32 {
     match error {
-        HostError::Conflict => twofold_status::TwofoldConflict as i32,
-        _ => twofold_status::TwofoldStorage as i32,
+        HostError::Conflict => ErrorCode::Conflict.number(),
+        _ => ErrorCode::Storage.number(),
     }
 }
 
@@ -64,17 +64,18 @@ unsafe extern "C" fn scan(
 ) -> i32 {
     let host = unsafe { host_of(user_data) };
     let after = (!after.is_null()).then(|| unsafe { text(after, after_len) });
+    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
     match host.scan(unsafe { text(prefix, prefix_len) }, after, limit) {
         Ok(entries) => {
-            for (key, record) in entries {
+            for entry in entries {
                 let status = unsafe {
                     emit(
                         sink,
-                        key.as_ptr().cast(),
-                        key.len(),
-                        record.value.as_ptr(),
-                        record.value.len(),
-                        record.version,
+                        entry.key.as_ptr().cast(),
+                        entry.key.len(),
+                        entry.value.value.as_ptr(),
+                        entry.value.value.len(),
+                        entry.value.version,
                     )
                 };
                 if status != 0 {
@@ -97,8 +98,12 @@ unsafe extern "C" fn commit(
         .iter()
         .map(|w| Write {
             key: unsafe { text(w.key, w.key_len) }.to_owned(),
-            value: (!w.value.is_null())
-                .then(|| unsafe { std::slice::from_raw_parts(w.value, w.value_len) }.to_vec()),
+            value: (!w.value.is_null()).then(|| {
+                String::from_utf8(
+                    unsafe { std::slice::from_raw_parts(w.value, w.value_len) }.to_vec(),
+                )
+                .unwrap()
+            }),
             expect: match w.expected_version {
                 0 => Expect::Absent,
                 v => Expect::Version(v),
@@ -131,7 +136,8 @@ unsafe extern "C" fn fill_random(user_data: *mut c_void, buf: *mut u8, len: usiz
 
 type OpFn = unsafe extern "C" fn(
     *const twofold_engine,
-    *const twofold_context,
+    *const c_char,
+    usize,
     *const c_char,
     usize,
     *mut *mut c_char,
@@ -166,7 +172,7 @@ impl Fixture {
         let status = unsafe {
             twofold_engine_new(config.as_ptr().cast(), config.len(), &table, &mut engine)
         };
-        assert_eq!(status, twofold_status::TwofoldOk, "{}", last_error());
+        assert_eq!(status, 0, "{}", last_error());
         Fixture {
             engine,
             _host: host,
@@ -174,7 +180,7 @@ impl Fixture {
     }
 
     /// Runs an operation through its own export (`twofold_engine_<op>`).
-    fn call(&self, op: &str, args: Value) -> Result<Value, (twofold_status, String)> {
+    fn call(&self, op: &str, args: Value) -> Result<Value, (ErrorCode, String)> {
         let export: OpFn = match op {
             "create_account" => twofold_engine_create_account,
             "sign_in" => twofold_engine_sign_in,
@@ -188,15 +194,20 @@ impl Fixture {
             "enable_two_factor" => twofold_engine_enable_two_factor,
             "disable_two_factor" => twofold_engine_disable_two_factor,
             "regenerate_backup_codes" => twofold_engine_regenerate_backup_codes,
+            "change_password" => twofold_engine_change_password,
+            "reset_password" => twofold_engine_reset_password,
             "status" => twofold_engine_status,
             "audit_events" => twofold_engine_audit_events,
+            "audit_anchor" => twofold_engine_audit_anchor,
             "verify_audit_chain" => twofold_engine_verify_audit_chain,
+            "prune_audit_events" => twofold_engine_prune_audit_events,
             _ => panic!("no export for {op}"),
         };
         self.invoke(&args.to_string(), |ctx, args, out, out_len| unsafe {
             export(
                 self.engine,
-                ctx,
+                ctx.as_ptr().cast(),
+                ctx.len(),
                 args.as_ptr().cast(),
                 args.len(),
                 out,
@@ -206,11 +217,12 @@ impl Fixture {
     }
 
     /// Runs an operation by name through `twofold_engine_call`.
-    fn call_by_name(&self, op: &str, args: Value) -> Result<Value, (twofold_status, String)> {
+    fn call_by_name(&self, op: &str, args: Value) -> Result<Value, (ErrorCode, String)> {
         self.invoke(&args.to_string(), |ctx, args, out, out_len| unsafe {
             twofold_engine_call(
                 self.engine,
-                ctx,
+                ctx.as_ptr().cast(),
+                ctx.len(),
                 op.as_ptr().cast(),
                 op.len(),
                 args.as_ptr().cast(),
@@ -224,20 +236,15 @@ impl Fixture {
     fn invoke(
         &self,
         args: &str,
-        f: impl FnOnce(&twofold_context, &str, *mut *mut c_char, *mut usize) -> twofold_status,
-    ) -> Result<Value, (twofold_status, String)> {
-        let ctx = twofold_context {
-            ip: "198.51.100.4".as_ptr().cast(),
-            ip_len: 12,
-            user_agent: "ceremonies.rs".as_ptr().cast(),
-            user_agent_len: 13,
-        };
+        f: impl FnOnce(&str, &str, *mut *mut c_char, *mut usize) -> twofold_status,
+    ) -> Result<Value, (ErrorCode, String)> {
+        let ctx = r#"{"ip": "198.51.100.4", "user_agent": "ceremonies.rs"}"#;
         let mut out: *mut c_char = ptr::null_mut();
         let mut out_len = 0usize;
-        let status = f(&ctx, args, &mut out, &mut out_len);
-        if status != twofold_status::TwofoldOk {
-            assert!(out.is_null(), "out_json written on failure");
-            return Err((status, last_error()));
+        let status = f(ctx, args, &mut out, &mut out_len);
+        if status != 0 {
+            assert!(out.is_null(), "out written on failure");
+            return Err((ErrorCode::from_number(status).unwrap(), last_error()));
         }
         let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
         assert_eq!(text.len(), out_len);
@@ -250,7 +257,7 @@ impl Fixture {
             .unwrap_or_else(|(status, message)| panic!("{op}: {status:?}: {message}"))
     }
 
-    fn fails(&self, op: &str, args: Value) -> twofold_status {
+    fn fails(&self, op: &str, args: Value) -> ErrorCode {
         match self.call(op, args) {
             Ok(v) => panic!("{op} succeeded: {v}"),
             Err((status, _)) => status,
@@ -327,10 +334,7 @@ fn passkey_and_backup_code_ceremonies_through_the_c_interface() {
     assert_eq!(signed_in["remember_me"], false);
     // The token is spent.
     let again = json!({"pending_token": token, "credential": assertion});
-    assert_eq!(
-        fx.fails("sign_in_passkey", again),
-        twofold_status::TwofoldExpired
-    );
+    assert_eq!(fx.fails("sign_in_passkey", again), ErrorCode::Expired);
 
     // A corrupted signature is refused.
     let step_one = pending(&fx, "ada@example.com");
@@ -342,10 +346,7 @@ fn passkey_and_backup_code_ceremonies_through_the_c_interface() {
         .authenticate(&step_one["options"], ORIGIN, &tweaks)
         .unwrap();
     let args = json!({"pending_token": step_one["pending_token"], "credential": forged});
-    assert_eq!(
-        fx.fails("sign_in_passkey", args),
-        twofold_status::TwofoldInvalidPasskey
-    );
+    assert_eq!(fx.fails("sign_in_passkey", args), ErrorCode::InvalidPasskey);
 
     // A backup code, typed sloppily, works once.
     let sloppy = codes[0].to_uppercase().replace('-', " ");
@@ -358,7 +359,7 @@ fn passkey_and_backup_code_ceremonies_through_the_c_interface() {
     let args = json!({"pending_token": step_one["pending_token"], "code": codes[0]});
     assert_eq!(
         fx.fails("sign_in_backup_code", args),
-        twofold_status::TwofoldInvalidBackupCode
+        ErrorCode::InvalidBackupCode
     );
 
     // Passkey management and the two-factor switches.
@@ -375,7 +376,7 @@ fn passkey_and_backup_code_ceremonies_through_the_c_interface() {
     assert_eq!(fresh["codes"].as_array().unwrap().len(), 10);
     assert_eq!(
         fx.fails("enable_two_factor", confirm.clone()),
-        twofold_status::TwofoldAlreadyEnabled
+        ErrorCode::AlreadyEnabled
     );
     let status = fx.ok("disable_two_factor", confirm.clone());
     assert_eq!(status["two_factor_enabled"], false);
@@ -439,7 +440,7 @@ fn a_registration_ceremony_is_single_use() {
     fx.ok("finish_passkey_registration", finish.clone());
     assert_eq!(
         fx.fails("finish_passkey_registration", finish),
-        twofold_status::TwofoldExpired
+        ErrorCode::Expired
     );
 }
 
@@ -471,6 +472,6 @@ fn one_backup_code_raced_from_many_threads_signs_in_once() {
     let wins = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(wins, 1, "{results:?}");
     for result in results.iter().filter_map(|r| r.as_ref().err()) {
-        assert_eq!(*result, twofold_status::TwofoldInvalidBackupCode);
+        assert_eq!(*result, ErrorCode::InvalidBackupCode);
     }
 }

@@ -56,7 +56,9 @@ export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 step "README example (ASan + UBSan, linked against libtwofold.a)"
 "$CC" "${cflags[@]}" "${sanitize[@]}" ffi/tests/c/example.c -o "$out_dir/example" \
     "$lib_dir/libtwofold.a" -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
-"$out_dir/example" >"$out_dir/example.out"
+# The test audit key (twofold_testkit::TEST_AUDIT_KEY_HEX); a real host keeps its own elsewhere.
+TWOFOLD_AUDIT_KEY=8f1d5c0a3b7e9f2461d8c7b5a3e9f0c2d4b6a8e0f2c4d6b8a0e2f4c6d8b0a2e4 \
+    "$out_dir/example" >"$out_dir/example.out"
 grep -q '"email":"ada@example.com"' "$out_dir/example.out"
 cat "$out_dir/example.out"
 

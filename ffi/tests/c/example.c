@@ -1,5 +1,6 @@
 /* The "Using the C library" example of the README, built and run by ffi/tests/run-c-tests.sh. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "twofold.h"
@@ -31,20 +32,31 @@ static int32_t commit(void *db, const struct twofold_write *writes, size_t n) {
 int main(void) {
     /* NULL clock and randomness: the system clock and the OS CSPRNG. */
     struct twofold_host host = {TWOFOLD_HOST_VERSION, NULL, get, scan, commit, NULL, NULL};
-    const char *config = "{\"rp_id\": \"example.com\", \"rp_name\": \"Example\","
-                         " \"origins\": [\"https://example.com\"]}";
+    /* The audit log's key lives outside the database and the source: `openssl rand -hex 32`. */
+    const char *audit_key = getenv("TWOFOLD_AUDIT_KEY");
+    if (audit_key == NULL) {
+        fprintf(stderr, "set TWOFOLD_AUDIT_KEY to 64 hex digits\n");
+        return 1;
+    }
+    char config[512];
+    snprintf(config, sizeof config,
+             "{\"rp_id\": \"example.com\", \"rp_name\": \"Example\","
+             " \"origins\": [\"https://example.com\"],"
+             " \"audit_keys\": [{\"id\": \"2026-01\", \"secret\": \"%.128s\"}]}",
+             audit_key);
     struct twofold_engine *engine = NULL;
     if (twofold_engine_new(config, strlen(config), &host, &engine) != TWOFOLD_OK) {
         fprintf(stderr, "config: %s\n", twofold_last_error_message());
         return 1;
     }
 
-    struct twofold_context ctx = {"203.0.113.7", 11, "Mozilla/5.0", 11};
+    /* Who is calling (for the audit log and the throttling): the request's peer and browser. */
+    const char *ctx = "{\"ip\": \"203.0.113.7\", \"user_agent\": \"Mozilla/5.0\"}";
     const char *args = "{\"email\": \"ada@example.com\", \"password\": \"correct horse\"}";
     char *result = NULL;
     size_t result_len = 0;
-    twofold_status status = twofold_engine_create_account(engine, &ctx, args, strlen(args),
-                                                          &result, &result_len);
+    twofold_status status = twofold_engine_create_account(engine, ctx, strlen(ctx), args,
+                                                          strlen(args), &result, &result_len);
     if (status == TWOFOLD_OK) {
         printf("%s\n", result); /* {"user_id":"...","email":"ada@example.com"} */
         twofold_string_free(result);
