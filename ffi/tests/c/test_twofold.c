@@ -550,7 +550,8 @@ static void expect_new_fails(int line, const char *config, size_t len,
         !contains(twofold_last_error_message(), message_part) ||
         twofold_last_error_status() != TWOFOLD_INVALID_INPUT) {
         ++failures;
-        fprintf(stderr, "test_twofold.c:%d: engine_new gave %s (%s), wanted invalid_input with \"%s\"\n",
+        fprintf(stderr,
+                "test_twofold.c:%d: engine_new gave %s (%s), wanted invalid_input with \"%s\"\n",
                 line, twofold_status_name(got), twofold_last_error_message(), message_part);
     }
 }
@@ -911,24 +912,30 @@ static void test_account_flows(void) {
         CHECK(o == SENTINEL_STR);
     }
 
-    /* Second-factor sign-in with a well-formed token that was never issued (expired), a
-       token that cannot be one (invalid input), and a malformed credential. */
+    /* Second-factor sign-in with a well-formed token that was never issued (expired: `<user
+       id>.<43 base64url characters>`), a token that cannot be one (invalid input), and a
+       malformed credential. */
+    char token[192];
+    snprintf(token, sizeof token, "%s.%s", user_id, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA");
     EXPECT(twofold_engine_sign_in_backup_code, engine,
            "{\"pending_token\": \"never-issued\", \"code\": \"abcd-efgh-jkmn\"}",
            TWOFOLD_INVALID_INPUT);
-    EXPECT(twofold_engine_sign_in_passkey, engine,
-           "{\"pending_token\": \"AAAAAAAAAAAAAAAAAAAAAA.never-issued\", \"credential\": {\"id\": \"AAAA\", "
-           "\"rawId\": \"AAAA\", \"type\": \"public-key\", \"response\": {"
-           "\"clientDataJSON\": \"AAAA\", \"authenticatorData\": \"AAAA\", "
-           "\"signature\": \"AAAA\"}, \"clientExtensionResults\": {}}}",
-           TWOFOLD_EXPIRED);
+    snprintf(args, sizeof args,
+             "{\"pending_token\": \"%s\", \"credential\": {\"id\": \"AAAA\", \"rawId\": \"AAAA\", "
+             "\"type\": \"public-key\", \"response\": {\"clientDataJSON\": \"AAAA\", "
+             "\"authenticatorData\": \"AAAA\", \"signature\": \"AAAA\"}, "
+             "\"clientExtensionResults\": {}}}",
+             token);
+    EXPECT(twofold_engine_sign_in_passkey, engine, args, TWOFOLD_EXPIRED);
     EXPECT(twofold_engine_sign_in_passkey, engine,
            "{\"pending_token\": \"never-issued\", \"credential\": {\"id\": \"AAAA\"}}",
            TWOFOLD_INVALID_INPUT);
-    EXPECT(twofold_engine_sign_in_backup_code, engine,
-           "{\"pending_token\": \"AAAAAAAAAAAAAAAAAAAAAA.never-issued\", \"code\": "
-           "\"abcd-efgh-jkmn\"}",
-           TWOFOLD_EXPIRED);
+    snprintf(args, sizeof args, "{\"pending_token\": \"%s\", \"code\": \"abcd-efgh-jkmn\"}", token);
+    EXPECT(twofold_engine_sign_in_backup_code, engine, args, TWOFOLD_EXPIRED);
+    /* One character short of the form: not a token the engine could have issued. */
+    token[strlen(token) - 1] = '\0';
+    snprintf(args, sizeof args, "{\"pending_token\": \"%s\", \"code\": \"abcd-efgh-jkmn\"}", token);
+    EXPECT(twofold_engine_sign_in_backup_code, engine, args, TWOFOLD_INVALID_INPUT);
     EXPECT(twofold_engine_sign_in_backup_code, engine, "{\"pending_token\": \"never-issued\"}",
            TWOFOLD_INVALID_INPUT);
 
