@@ -45,6 +45,7 @@ pub enum EventKind {
     #[cfg_attr(feature = "wasmtime", component(name = "backup-code-failed"))]
     BackupCodeFailed,
     /// Attempts on the account were slowed down (`scope`, `retry_after_secs`).
+    #[cfg_attr(feature = "wasmtime", component(name = "throttled"))]
     Throttled,
     /// A passkey was registered (`passkey_id`, `name`).
     #[cfg_attr(feature = "wasmtime", component(name = "passkey-registered"))]
@@ -185,8 +186,10 @@ pub struct VerifyAudit {
 )]
 pub enum ChainProblemKind {
     /// The event's MAC does not match its contents: it was edited, or forged without the key.
+    #[cfg_attr(feature = "wasmtime", component(name = "altered"))]
     Altered,
     /// An event in the chain's range is not there.
+    #[cfg_attr(feature = "wasmtime", component(name = "missing"))]
     Missing,
     /// The event is stored under another sequence number than its own.
     #[cfg_attr(feature = "wasmtime", component(name = "out-of-order"))]
@@ -195,6 +198,7 @@ pub enum ChainProblemKind {
     #[cfg_attr(feature = "wasmtime", component(name = "broken-link"))]
     BrokenLink,
     /// The stored event cannot be read.
+    #[cfg_attr(feature = "wasmtime", component(name = "unreadable"))]
     Unreadable,
     /// The event names an audit key the engine is not configured with.
     #[cfg_attr(feature = "wasmtime", component(name = "unknown-key"))]
@@ -205,6 +209,7 @@ pub enum ChainProblemKind {
     StateChanged,
     /// The chain ends before the anchor's event, or the anchor's event is not the one anchored:
     /// events were removed from the end, or the whole log was deleted.
+    #[cfg_attr(feature = "wasmtime", component(name = "truncated"))]
     Truncated,
     /// The pruning checkpoint is not one the engine made, or does not match the chain.
     #[cfg_attr(feature = "wasmtime", component(name = "bad-checkpoint"))]

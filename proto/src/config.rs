@@ -59,11 +59,14 @@ impl Argon2Params {
 )]
 pub enum UserVerification {
     /// Ask for it and refuse without it.
+    #[cfg_attr(feature = "wasmtime", component(name = "required"))]
     Required,
     /// Ask for it; accept without it (once a passkey has shown it, keep requiring it).
     #[default]
+    #[cfg_attr(feature = "wasmtime", component(name = "preferred"))]
     Preferred,
     /// Do not ask for it.
+    #[cfg_attr(feature = "wasmtime", component(name = "discouraged"))]
     Discouraged,
 }
 

@@ -28,10 +28,12 @@ pub enum HostError {
     /// and retries a bounded number of times, then answers `conflict`. From `get` or `scan`
     /// it breaks the contract and is treated as a failure (`storage`).
     #[error("a write's expected version did not match")]
+    #[cfg_attr(feature = "wasmtime", component(name = "conflict"))]
     Conflict,
     /// Any other failure (I/O, a full disk, a lost connection). The message is the host's and
     /// must not contain secrets; it reaches the caller inside a `storage` error.
     #[error("{0}")]
+    #[cfg_attr(feature = "wasmtime", component(name = "failed"))]
     Failed(String),
 }
 
@@ -69,8 +71,10 @@ pub struct Entry {
 )]
 pub enum Expect {
     /// The key must not exist.
+    #[cfg_attr(feature = "wasmtime", component(name = "absent"))]
     Absent,
     /// The key must exist with exactly this version.
+    #[cfg_attr(feature = "wasmtime", component(name = "version"))]
     Version(u64),
 }
 
