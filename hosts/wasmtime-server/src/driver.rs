@@ -1,6 +1,10 @@
 //! Driver mode (`twofold-server --driver`): the conformance protocol of
 //! `tests/conformance/PROTOCOL.md` on stdin and stdout, run against this host's real storage
-//! (an SQLite file, or an in-memory SQLite database) through the component.
+//! through the component.
+//!
+//! Engine operations are dispatched by the operations table (`twofold_proto::for_each_op!`):
+//! JSON arguments become the proto request with serde, the typed call runs, and the answer is
+//! written with serde, so the transcripts are the core's by construction.
 //!
 //! The engine's clock and randomness come from WASI, so driver mode gives the instance a WASI
 //! wall clock that reads a settable time (it moves only on `set_clock` / `advance_clock`) and a
@@ -17,15 +21,33 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{SeedableRng, TryRng};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+use twofold_proto::{AuditKey, Config, Context, EngineError, ErrorCode, MAX_JSON_BYTES, Op};
 use wasmtime_wasi::{HostWallClock, WasiCtx};
 
-use crate::json::{self, host_error, request};
 use crate::sqlite::SqliteStorage;
-use crate::{ComponentEngine, Instance, wit};
+use crate::{ComponentEngine, Instance};
 
 /// 2026-01-01T00:00:00Z, where `reset` puts the clock.
 pub const RESET_CLOCK_MS: u64 = 1_767_225_600_000;
+
+/// The audit key of driver mode's default configuration: the testkit's `TEST_AUDIT_KEY_HEX`
+/// (id `test`), which every conformance target uses (a test checks the two are equal; the
+/// server does not link the testkit).
+pub const DRIVER_AUDIT_KEY_HEX: &str =
+    "8f1d5c0a3b7e9f2461d8c7b5a3e9f0c2d4b6a8e0f2c4d6b8a0e2f4c6d8b0a2e4";
+
+/// The configuration `reset` restores (PROTOCOL.md): relying party `localhost`, origin
+/// `http://localhost:8080`, the test audit key, SPEC defaults for the rest.
+pub fn default_config() -> Config {
+    Config::new(
+        "localhost",
+        "twofold",
+        "http://localhost:8080",
+        AuditKey::new("test", DRIVER_AUDIT_KEY_HEX),
+    )
+}
 
 /// The settable wall clock the instance reads through `wasi:clocks/wall-clock`.
 #[derive(Clone, Debug)]
@@ -82,27 +104,14 @@ pub struct Driver {
     clock: ManualClock,
     random: SeededRandom,
     seed: u64,
-    default_config: wit::Config,
-    config: wit::Config,
+    default_config: Config,
+    config: Config,
     instance: Option<Instance>,
 }
 
-/// The parts of a request line the driver reads.
 #[derive(Deserialize)]
-struct Line {
-    op: String,
-    #[serde(default)]
-    args: Option<Value>,
-    #[serde(default)]
-    context: Option<Value>,
-}
-
-#[derive(Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-struct ContextArgs {
-    ip: String,
-    user_agent: String,
-}
+#[serde(deny_unknown_fields)]
+struct NoArgs {}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -122,19 +131,24 @@ struct Seed {
     seed: u64,
 }
 
-fn invalid(message: impl Into<String>) -> wit::Error {
-    host_error(wit::ErrorCode::InvalidInput, message)
+fn invalid(message: impl Into<String>) -> EngineError {
+    EngineError::new(ErrorCode::InvalidInput, message)
+}
+
+fn internal(message: impl Into<String>) -> EngineError {
+    EngineError::new(ErrorCode::Internal, message)
+}
+
+/// Test-only arguments, checked like the engine's.
+fn test_args<T: DeserializeOwned>(args: &Map<String, Value>) -> Result<T, EngineError> {
+    T::deserialize(Value::Object(args.clone())).map_err(|e| invalid(format!("arguments: {e}")))
 }
 
 impl Driver {
     /// A driver over `storage` whose `reset` restores `default_config`. The clock starts at
     /// [`RESET_CLOCK_MS`], as after `reset`; storage is kept, so randomness starts from an OS
     /// seed rather than 0 (a restart must not repeat the ids already stored).
-    pub fn new(
-        loader: ComponentEngine,
-        storage: SqliteStorage,
-        default_config: wit::Config,
-    ) -> Driver {
+    pub fn new(loader: ComponentEngine, storage: SqliteStorage, default_config: Config) -> Driver {
         let mut bytes = [0u8; 8];
         if let Err(e) = getrandom::fill(&mut bytes) {
             eprintln!("twofold-server: no OS randomness for the driver's seed ({e}); using 0");
@@ -152,9 +166,8 @@ impl Driver {
         }
     }
 
-    /// Answers request lines from `input` on `output` until `input` ends.
-    /// A line that is not UTF-8 is answered `invalid_input` with a null id, like any other
-    /// line that is not a request.
+    /// Answers request lines from `input` on `output` until `input` ends. Empty lines are
+    /// skipped.
     pub fn run(&mut self, mut input: impl BufRead, mut output: impl Write) -> std::io::Result<()> {
         let mut line = Vec::new();
         loop {
@@ -165,99 +178,131 @@ impl Driver {
             let mut text = line.as_slice();
             text = text.strip_suffix(b"\n").unwrap_or(text);
             text = text.strip_suffix(b"\r").unwrap_or(text);
-            let answer = match std::str::from_utf8(text) {
-                Ok(text) => self.answer(text),
-                Err(_) => error_line(Value::Null, &invalid("the line is not valid UTF-8")),
-            };
-            writeln!(output, "{answer}")?;
+            if text.is_empty() {
+                continue;
+            }
+            writeln!(output, "{}", self.answer(text))?;
             output.flush()?;
         }
     }
 
-    /// The response line for one request line.
-    pub fn answer(&mut self, line: &str) -> Value {
-        let parsed: Value = match serde_json::from_str(line) {
-            Ok(v) => v,
-            Err(e) => return error_line(Value::Null, &invalid(format!("not JSON: {e}"))),
-        };
-        let id = match parsed.get("id") {
-            Some(id) if id.is_number() => id.clone(),
-            _ => {
-                return error_line(
-                    Value::Null,
-                    &invalid("a request is a JSON object with a numeric id"),
-                );
+    /// The response line for one request line (both without their newline).
+    pub fn answer(&mut self, line: &[u8]) -> String {
+        let (id, outcome) = self.handle(line);
+        match outcome {
+            Ok(ok) => format!("{{\"id\":{id},\"ok\":{ok}}}"),
+            Err(e) => {
+                let error = serde_json::to_string(&e).unwrap_or_else(|_| {
+                    r#"{"code":"internal","message":"unprintable error"}"#.into()
+                });
+                format!("{{\"id\":{id},\"error\":{error}}}")
             }
-        };
-        let line: Line = match serde_json::from_value(parsed) {
-            Ok(line) => line,
-            Err(e) => return error_line(id, &invalid(format!("request: {e}"))),
-        };
-        match self.dispatch(&line) {
-            Ok(ok) => json!({ "id": id, "ok": ok }),
-            Err(e) => error_line(id, &e),
         }
     }
 
-    fn dispatch(&mut self, line: &Line) -> Result<Value, wit::Error> {
-        let args = line.args.clone().unwrap_or_else(|| json!({}));
-        match line.op.as_str() {
-            "configure" => self.configure(&args),
-            "reset" => self.reset(),
+    /// The response id (the request's numeric `id`, else null) and the answer: the result
+    /// object as JSON text, or an error.
+    fn handle(&mut self, line: &[u8]) -> (Value, Result<String, EngineError>) {
+        let request = std::str::from_utf8(line)
+            .ok()
+            .and_then(|text| serde_json::from_str::<Value>(text).ok());
+        let Some(Value::Object(request)) = request else {
+            return (
+                Value::Null,
+                Err(invalid("a request is one JSON object on one line")),
+            );
+        };
+        let id = match request.get("id") {
+            Some(Value::Number(n)) => Value::Number(n.clone()),
+            _ => return (Value::Null, Err(invalid("a request needs a numeric id"))),
+        };
+        let Some(Value::String(op)) = request.get("op") else {
+            return (id, Err(invalid("a request needs a string op")));
+        };
+        let args = match request.get("args") {
+            None => Map::new(),
+            Some(Value::Object(args)) => args.clone(),
+            Some(_) => return (id, Err(invalid("args must be a JSON object"))),
+        };
+        let context = match request.get("context") {
+            None | Some(Value::Null) => Ok(Context::default()),
+            Some(value @ Value::Object(_)) => {
+                Context::deserialize(value).map_err(|e| invalid(format!("context: {e}")))
+            }
+            Some(_) => Err(invalid("context must be a JSON object")),
+        };
+        let outcome = context.and_then(|ctx| self.dispatch(op, &args, &ctx));
+        (id, outcome)
+    }
+
+    fn dispatch(
+        &mut self,
+        op: &str,
+        args: &Map<String, Value>,
+        ctx: &Context,
+    ) -> Result<String, EngineError> {
+        match op {
+            "configure" => self.configure(args),
+            "reset" => {
+                let NoArgs {} = test_args(args)?;
+                self.reset()
+            }
             "set_clock" => {
-                let a: SetClock = json::args(&args)?;
-                self.clock.0.store(a.now_ms, Ordering::SeqCst);
-                Ok(json!({}))
+                let SetClock { now_ms } = test_args(args)?;
+                self.clock.0.store(now_ms, Ordering::SeqCst);
+                Ok("{}".into())
             }
             "advance_clock" => {
-                let a: AdvanceClock = json::args(&args)?;
+                let AdvanceClock { ms } = test_args(args)?;
                 let now = self.clock.0.load(Ordering::SeqCst);
-                self.clock
-                    .0
-                    .store(now.saturating_add(a.ms), Ordering::SeqCst);
-                Ok(json!({}))
+                self.clock.0.store(now.saturating_add(ms), Ordering::SeqCst);
+                Ok("{}".into())
             }
             "seed" => {
-                let a: Seed = json::args(&args)?;
-                self.seed = a.seed;
-                self.random.reseed(a.seed);
+                let Seed { seed } = test_args(args)?;
+                self.seed = seed;
+                self.random.reseed(seed);
                 // The instance's WASI context took its insecure seed at creation.
                 self.instance = None;
-                Ok(json!({ "seeded": true }))
+                Ok(r#"{"seeded":true}"#.into())
             }
-            op => {
-                let ctx = context(line.context.as_ref())?;
-                self.engine_op(op, &ctx, &args)
-            }
+            name => match Op::parse(name) {
+                Some(op) => self.engine_op(op, ctx, &Value::Object(args.clone()).to_string()),
+                None => Err(invalid(format!("unknown op {name:?}"))),
+            },
         }
     }
 
-    fn configure(&mut self, args: &Value) -> Result<Value, wit::Error> {
-        let config: request::Config = json::args(args)?;
-        let config = config.over(&self.default_config);
-        // Build the new engine first: a refused configuration leaves the old one in place.
+    /// `configure`: the arguments over the default configuration (absent members keep their
+    /// default, the audit key included). A configuration the engine refuses leaves the old
+    /// engine in place.
+    fn configure(&mut self, args: &Map<String, Value>) -> Result<String, EngineError> {
+        let mut merged = match serde_json::to_value(&self.default_config) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(internal("the default configuration does not serialise")),
+        };
+        merged.extend(args.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let config = Config::deserialize(Value::Object(merged))
+            .map_err(|e| invalid(format!("config: {e}")))?;
         let instance = self.instantiate(&config)?;
         self.config = config;
         self.instance = Some(instance);
-        Ok(json!({}))
+        Ok("{}".into())
     }
 
-    fn reset(&mut self) -> Result<Value, wit::Error> {
+    fn reset(&mut self) -> Result<String, EngineError> {
         self.instance = None;
         self.storage.clear().map_err(|e| {
-            host_error(
-                wit::ErrorCode::Storage,
-                format!("cannot empty storage: {e}"),
-            )
+            EngineError::new(ErrorCode::Storage, format!("cannot empty storage: {e}"))
         })?;
         self.clock.0.store(RESET_CLOCK_MS, Ordering::SeqCst);
         self.seed = 0;
         self.random.reseed(0);
         self.config = self.default_config.clone();
-        Ok(json!({}))
+        Ok("{}".into())
     }
 
-    fn instantiate(&self, config: &wit::Config) -> Result<Instance, wit::Error> {
+    fn instantiate(&self, config: &Config) -> Result<Instance, EngineError> {
         let wasi = WasiCtx::builder()
             .wall_clock(self.clock.clone())
             .secure_random(self.random.clone())
@@ -269,150 +314,48 @@ impl Driver {
             .instantiate_with(self.storage.clone(), wasi, config)
         {
             Ok(result) => result,
-            Err(trap) => Err(host_error(
-                wit::ErrorCode::Internal,
-                format!("cannot instantiate the component: {trap:#}"),
-            )),
+            Err(trap) => Err(internal(format!(
+                "cannot instantiate the component: {trap:#}"
+            ))),
         }
     }
 
-    fn instance(&mut self) -> Result<&mut Instance, wit::Error> {
+    /// One engine operation by the table: arguments (JSON text) to the proto request, the
+    /// typed call, the answer back to JSON text. A trap drops the instance and answers
+    /// `internal`.
+    fn engine_op(&mut self, op: Op, ctx: &Context, args: &str) -> Result<String, EngineError> {
+        if args.len() > MAX_JSON_BYTES {
+            return Err(invalid("arguments are larger than 64 KiB"));
+        }
         if self.instance.is_none() {
             self.instance = Some(self.instantiate(&self.config)?);
         }
-        self.instance
-            .as_mut()
-            .ok_or_else(|| host_error(wit::ErrorCode::Internal, "no instance"))
-    }
-
-    /// Runs one engine call; a trap drops the instance and answers `internal`.
-    fn call<T>(
-        &mut self,
-        f: impl FnOnce(&mut Instance) -> wasmtime::Result<Result<T, wit::Error>>,
-    ) -> Result<T, wit::Error> {
-        match f(self.instance()?) {
-            Ok(answer) => answer,
+        let Some(instance) = self.instance.as_mut() else {
+            return Err(internal("no instance"));
+        };
+        macro_rules! dispatch {
+            ($($(#[doc = $doc:literal])+ $variant:ident, $method:ident, $name:literal,
+               $wit:literal, $req:path => $answer:path;)+) => {
+                match op {
+                    $(Op::$variant => {
+                        let req: $req = serde_json::from_str(args)
+                            .map_err(|e| invalid(format!("arguments: {e}")))?;
+                        instance
+                            .call::<twofold_proto::ops::op::$variant>(ctx, &req)
+                            .map(|answer| answer.map(|a| serde_json::to_string(&a)))
+                    })+
+                }
+            };
+        }
+        match twofold_proto::for_each_op!(dispatch) {
+            Ok(Ok(Ok(text))) => Ok(text),
+            Ok(Ok(Err(e))) => Err(internal(format!("the answer does not serialise: {e}"))),
+            Ok(Err(e)) => Err(e),
             Err(trap) => {
                 self.instance = None;
                 eprintln!("twofold-server: the component trapped; instance replaced: {trap:#}");
-                Err(host_error(
-                    wit::ErrorCode::Internal,
-                    "the component trapped; see the host's log",
-                ))
+                Err(internal("the component trapped; see the host's log"))
             }
         }
     }
-
-    fn engine_op(
-        &mut self,
-        op: &str,
-        ctx: &wit::Context,
-        args: &Value,
-    ) -> Result<Value, wit::Error> {
-        match op {
-            "create_account" => {
-                let req: wit::CreateAccount = json::args::<request::CreateAccount>(args)?.into();
-                self.call(|tf| tf.create_account(ctx, &req))
-                    .map(|a| json::account_created(&a))
-            }
-            "sign_in" => {
-                let req: wit::SignIn = json::args::<request::SignIn>(args)?.into();
-                json::sign_in_outcome(&self.call(|tf| tf.sign_in(ctx, &req))?)
-            }
-            "sign_in_passkey" => {
-                let req: wit::PasskeySignIn = json::args::<request::PasskeySignIn>(args)?.into();
-                self.call(|tf| tf.sign_in_with_passkey(ctx, &req))
-                    .map(|s| json::signed_in(&s))
-            }
-            "sign_in_backup_code" => {
-                let req: wit::BackupCodeSignIn =
-                    json::args::<request::BackupCodeSignIn>(args)?.into();
-                self.call(|tf| tf.sign_in_with_backup_code(ctx, &req))
-                    .map(|s| json::signed_in(&s))
-            }
-            "start_passkey_registration" => {
-                let req: wit::StartRegistration =
-                    json::args::<request::StartRegistration>(args)?.into();
-                json::registration_started(
-                    &self.call(|tf| tf.start_passkey_registration(ctx, &req))?,
-                )
-            }
-            "finish_passkey_registration" => {
-                let req: wit::FinishRegistration =
-                    json::args::<request::FinishRegistration>(args)?.into();
-                self.call(|tf| tf.finish_passkey_registration(ctx, &req))
-                    .map(|r| json::passkey_registered(&r))
-            }
-            "list_passkeys" => {
-                let req: wit::UserRef = json::args::<request::UserRef>(args)?.into();
-                self.call(|tf| tf.list_passkeys(ctx, &req))
-                    .map(|list| json::passkey_list(&list))
-            }
-            "rename_passkey" => {
-                let req: wit::RenamePasskey = json::args::<request::RenamePasskey>(args)?.into();
-                self.call(|tf| tf.rename_passkey(ctx, &req))
-                    .map(|p| json::passkey(&p))
-            }
-            "remove_passkey" => {
-                let req: wit::RemovePasskey = json::args::<request::RemovePasskey>(args)?.into();
-                self.call(|tf| tf.remove_passkey(ctx, &req))
-                    .map(|s| json::status(&s))
-            }
-            "enable_two_factor" => {
-                let req: wit::PasswordConfirmed =
-                    json::args::<request::PasswordConfirmed>(args)?.into();
-                self.call(|tf| tf.enable_two_factor(ctx, &req))
-                    .map(|c| json::backup_codes(&c))
-            }
-            "disable_two_factor" => {
-                let req: wit::PasswordConfirmed =
-                    json::args::<request::PasswordConfirmed>(args)?.into();
-                self.call(|tf| tf.disable_two_factor(ctx, &req))
-                    .map(|s| json::status(&s))
-            }
-            "regenerate_backup_codes" => {
-                let req: wit::PasswordConfirmed =
-                    json::args::<request::PasswordConfirmed>(args)?.into();
-                self.call(|tf| tf.regenerate_backup_codes(ctx, &req))
-                    .map(|c| json::backup_codes(&c))
-            }
-            "status" => {
-                let req: wit::UserRef = json::args::<request::UserRef>(args)?.into();
-                self.call(|tf| tf.status(ctx, &req))
-                    .map(|s| json::status(&s))
-            }
-            "audit_events" => {
-                let req: wit::AuditQuery = json::args::<request::AuditQuery>(args)?.into();
-                json::audit_page(&self.call(|tf| tf.audit_events(ctx, &req))?)
-            }
-            "verify_audit_chain" => {
-                let req: wit::UserRef = json::args::<request::UserRef>(args)?.into();
-                self.call(|tf| tf.verify_audit_chain(ctx, &req))
-                    .map(|r| json::chain_report(&r))
-            }
-            other => Err(invalid(format!("unknown op {other:?}"))),
-        }
-    }
-}
-
-/// The request's `context`; absent means empty IP and user agent.
-fn context(value: Option<&Value>) -> Result<wit::Context, wit::Error> {
-    let Some(value) = value else {
-        return Ok(wit::Context {
-            ip: String::new(),
-            user_agent: String::new(),
-        });
-    };
-    if !value.is_object() {
-        return Err(invalid("context must be a JSON object"));
-    }
-    let c = ContextArgs::deserialize(value).map_err(|e| invalid(format!("context: {e}")))?;
-    Ok(wit::Context {
-        ip: c.ip,
-        user_agent: c.user_agent,
-    })
-}
-
-fn error_line(id: Value, e: &wit::Error) -> Value {
-    json!({ "id": id, "error": json::error(e) })
 }

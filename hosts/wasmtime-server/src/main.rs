@@ -11,10 +11,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use twofold_server::driver::Driver;
+use twofold_server::driver::{self, Driver};
 use twofold_server::http::{self, ServerConfig};
+use twofold_server::proto::{AuditKey, Config};
 use twofold_server::sqlite::SqliteStorage;
-use twofold_server::{ComponentEngine, LoadOptions, wit};
+use twofold_server::{ComponentEngine, LoadOptions};
 
 const USAGE: &str = "\
 usage: twofold-server [options]          serve the JSON API and the web UI
@@ -30,6 +31,11 @@ options (each also read from the environment variable shown):
                      (--driver: an in-memory database unless given)
   --component PATH   the built component             TWOFOLD_COMPONENT  target/wasm32-wasip2/release/twofold_component.wasm
   --workers N        HTTP worker threads             TWOFOLD_WORKERS    4
+  --audit-key-file PATH
+                     the keys that authenticate the audit log, one `id:hex` a line, the
+                     first signing new events     (or TWOFOLD_AUDIT_KEYS=id:hex,id:hex...)
+                     Default: <db>.audit-key, made on first start. Keep keys outside the
+                     database's backups; in production pass them from a secret store.
   --no-cache         compile the component without reading or writing the
                      compiled-code cache kept beside it
   --driver           conformance driver mode (tests only: its randomness is seeded)
@@ -47,6 +53,8 @@ struct Options {
     db: Option<PathBuf>,
     component: PathBuf,
     workers: usize,
+    audit_keys: Option<Vec<AuditKey>>,
+    audit_key_file: Option<PathBuf>,
     cache: bool,
     driver: bool,
 }
@@ -66,7 +74,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             "--driver" => driver = true,
             "--no-cache" => cache = false,
             "--listen" | "--origin" | "--rp-id" | "--rp-name" | "--db" | "--component"
-            | "--workers" => {
+            | "--workers" | "--audit-key-file" => {
                 let value = match inline {
                     Some(v) => v,
                     None => args.next().ok_or_else(|| format!("{name} needs a value"))?,
@@ -78,6 +86,7 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
                     "--rp-name" => "rp-name",
                     "--db" => "db",
                     "--component" => "component",
+                    "--audit-key-file" => "audit-key-file",
                     _ => "workers",
                 };
                 flags.push((key, Some(value)));
@@ -118,8 +127,22 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
             .ok_or_else(|| format!("--workers {n:?} must be 1 to 64"))?,
         None => 4,
     };
+    let audit_keys = std::env::var("TWOFOLD_AUDIT_KEYS")
+        .ok()
+        .filter(|v| !v.is_empty())
+        .map(|v| parse_audit_keys(&v.replace(',', "\n")))
+        .transpose()
+        .map_err(|e| format!("TWOFOLD_AUDIT_KEYS: {e}"))?;
+    let audit_key_file = flags
+        .iter()
+        .rev()
+        .find(|(k, _)| *k == "audit-key-file")
+        .and_then(|(_, v)| v.clone())
+        .map(PathBuf::from);
     Ok(Some(Options {
         listen,
+        audit_keys,
+        audit_key_file,
         origin,
         rp_id,
         rp_name,
@@ -129,6 +152,71 @@ fn parse(args: Vec<String>) -> Result<Option<Options>, String> {
         cache,
         driver,
     }))
+}
+
+/// Audit keys from `id:hex` lines (blank lines and `#` comments skipped), first one first.
+/// Messages never quote a secret.
+fn parse_audit_keys(text: &str) -> Result<Vec<AuditKey>, String> {
+    let keys: Vec<AuditKey> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .enumerate()
+        .map(|(n, line)| match line.split_once(':') {
+            Some((id, secret)) => Ok(AuditKey::new(id.trim(), secret.trim())),
+            None => Err(format!("key {} is not `id:hex`", n + 1)),
+        })
+        .collect::<Result<_, _>>()?;
+    if keys.is_empty() {
+        return Err("no key given".into());
+    }
+    Ok(keys)
+}
+
+/// The audit keys: `TWOFOLD_AUDIT_KEYS`, else `--audit-key-file`, else `<db>.audit-key`,
+/// which is made (32 random bytes, mode 0600) when missing, so a demo needs no setup.
+fn audit_keys(options: &Options, db: &std::path::Path) -> wasmtime::Result<Vec<AuditKey>> {
+    if let Some(keys) = &options.audit_keys {
+        return Ok(keys.clone());
+    }
+    let (path, explicit) = match &options.audit_key_file {
+        Some(path) => (path.clone(), true),
+        None => {
+            let mut name = db.as_os_str().to_owned();
+            name.push(".audit-key");
+            (PathBuf::from(name), false)
+        }
+    };
+    if !explicit && !path.exists() {
+        let mut bytes = [0u8; 32];
+        getrandom::fill(&mut bytes)
+            .map_err(|e| wasmtime::format_err!("no randomness for an audit key: {e}"))?;
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        write_private(&path, &format!("k1:{hex}\n"))?;
+        eprintln!(
+            "twofold-server: made the audit key {} (keep it, and keep it apart from the \
+             database's backups: without it the audit log cannot be verified)",
+            path.display()
+        );
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| wasmtime::format_err!("cannot read the audit keys {}: {e}", path.display()))?;
+    parse_audit_keys(&text).map_err(|e| wasmtime::format_err!("{}: {e}", path.display()))
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, text: &str) -> wasmtime::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(path)
+        .map_err(|e| wasmtime::format_err!("cannot create {}: {e}", path.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
 }
 
 /// The host of `scheme://host[:port]`.
@@ -197,19 +285,12 @@ fn run(mut options: Options) -> wasmtime::Result<()> {
     if let Some(problem) = report.cache_problem {
         eprintln!("twofold-server: compiled-code cache: {problem}");
     }
-    let config = wit::Config {
-        rp_id: options.rp_id.clone(),
-        rp_name: options.rp_name.clone(),
-        origins: vec![options.origin.clone()],
-        ..twofold_server::default_config()
-    };
-
     if options.driver {
         let storage = match &options.db {
             Some(path) => SqliteStorage::open(path)?,
             None => SqliteStorage::open_in_memory()?,
         };
-        let mut driver = Driver::new(loader, storage, config);
+        let mut driver = Driver::new(loader, storage, driver::default_config());
         let stdin = std::io::stdin().lock();
         let stdout = std::io::stdout().lock();
         driver.run(stdin, stdout)?;
@@ -220,6 +301,13 @@ fn run(mut options: Options) -> wasmtime::Result<()> {
         .db
         .clone()
         .unwrap_or_else(|| PathBuf::from("twofold.db"));
+    let config = Config {
+        rp_id: options.rp_id.clone(),
+        rp_name: options.rp_name.clone(),
+        origins: vec![options.origin.clone()],
+        audit_keys: audit_keys(&options, &db)?,
+        ..Config::default()
+    };
     // Register before starting, so a signal during start-up is not lost.
     let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,

@@ -1,5 +1,5 @@
-//! The `twofold:engine/storage` import over SQLite: one table of versioned keys, each commit
-//! one `BEGIN IMMEDIATE` transaction that checks every expected version before it writes.
+//! [`twofold_proto::Storage`] over SQLite: one table of versioned keys, each commit one
+//! `BEGIN IMMEDIATE` transaction that checks every expected version before it writes.
 //!
 //! Any number of processes and connections may share a database file: SQLite serialises
 //! writers, WAL lets readers run beside them, and a commit whose expectations no longer hold
@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use crate::bindings::twofold::engine::storage::{
-    Entry, Expect, Host, StorageError, Versioned, Write,
-};
+use twofold_proto::{Entry, Expect, HostError, Storage, Versioned, Write};
 
 /// How long a connection waits for another writer before giving up with `storage`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -21,7 +19,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 const SCHEMA: &str = "
     CREATE TABLE IF NOT EXISTS kv (
         key TEXT PRIMARY KEY NOT NULL,
-        value BLOB NOT NULL,
+        value TEXT NOT NULL,
         version INTEGER NOT NULL CHECK (version >= 1)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS sessions (
@@ -89,27 +87,27 @@ impl SqliteStorage {
 }
 
 /// A storage failure for the engine; SQLite's messages name no data, so none leaks.
-fn failed(e: rusqlite::Error) -> StorageError {
-    StorageError::Failed(format!("sqlite: {e}"))
+fn failed(e: rusqlite::Error) -> HostError {
+    HostError::Failed(format!("sqlite: {e}"))
 }
 
-fn version_of(raw: i64) -> Result<u64, StorageError> {
-    u64::try_from(raw).map_err(|_| StorageError::Failed(format!("sqlite: bad version {raw}")))
+fn version_of(raw: i64) -> Result<u64, HostError> {
+    u64::try_from(raw).map_err(|_| HostError::Failed(format!("sqlite: bad version {raw}")))
 }
 
-fn to_sql_version(version: u64) -> Result<i64, StorageError> {
+fn to_sql_version(version: u64) -> Result<i64, HostError> {
     i64::try_from(version)
-        .map_err(|_| StorageError::Failed(format!("version {version} does not fit SQLite")))
+        .map_err(|_| HostError::Failed(format!("version {version} does not fit SQLite")))
 }
 
-impl Host for SqliteStorage {
-    fn get(&mut self, key: String) -> Result<Option<Versioned>, StorageError> {
+impl Storage for SqliteStorage {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, HostError> {
         let conn = self.lock();
         let row = conn
             .query_row(
                 "SELECT value, version FROM kv WHERE key = ?1",
                 params![key],
-                |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, i64>(1)?)),
+                |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)),
             )
             .optional()
             .map_err(failed)?;
@@ -122,19 +120,14 @@ impl Host for SqliteStorage {
         }
     }
 
-    fn scan(
-        &mut self,
-        prefix: String,
-        after: Option<String>,
-        limit: u32,
-    ) -> Result<Vec<Entry>, StorageError> {
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, HostError> {
         let conn = self.lock();
         // Keys compare byte-wise (BINARY collation), so the keys with `prefix` are one
         // contiguous run starting at `prefix`: read from there and stop at the first key
         // without it.
         let start = match after {
             Some(after) if after >= prefix => after,
-            _ => prefix.clone(),
+            _ => prefix,
         };
         let inclusive = start == prefix;
         let sql = if inclusive {
@@ -151,7 +144,7 @@ impl Host for SqliteStorage {
                 break;
             };
             let key: String = row.get(0).map_err(failed)?;
-            if !key.starts_with(&prefix) {
+            if !key.starts_with(prefix) {
                 break;
             }
             entries.push(Entry {
@@ -165,10 +158,10 @@ impl Host for SqliteStorage {
         Ok(entries)
     }
 
-    fn commit(&mut self, writes: Vec<Write>) -> Result<(), StorageError> {
+    fn commit(&self, writes: &[Write]) -> Result<(), HostError> {
         for (i, write) in writes.iter().enumerate() {
             if writes[..i].iter().any(|w| w.key == write.key) {
-                return Err(StorageError::Failed(format!(
+                return Err(HostError::Failed(format!(
                     "the batch names {:?} twice",
                     write.key
                 )));
@@ -180,7 +173,7 @@ impl Host for SqliteStorage {
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(failed)?;
-        for write in &writes {
+        for write in writes {
             let current: Option<i64> = tx
                 .query_row(
                     "SELECT version FROM kv WHERE key = ?1",
@@ -196,14 +189,14 @@ impl Host for SqliteStorage {
             };
             if !holds {
                 // Dropping `tx` rolls back; nothing was written yet anyway.
-                return Err(StorageError::Conflict);
+                return Err(HostError::Conflict);
             }
             match &write.value {
                 Some(value) => {
                     let version = match write.expect {
                         Expect::Absent => 1,
                         Expect::Version(v) => v.checked_add(1).ok_or_else(|| {
-                            StorageError::Failed(format!("version overflow at {:?}", write.key))
+                            HostError::Failed(format!("version overflow at {:?}", write.key))
                         })?,
                     };
                     tx.execute(

@@ -1,89 +1,47 @@
-//! Loads the built WASI component in wasmtime and drives it through its WIT interface: the
-//! two-factor lifecycle, typed errors for failing storage and bad input, and the component's
-//! imports.
+//! Loads the built WASI component in wasmtime and drives it through its WIT interface with
+//! the proto types: the two-factor lifecycle, typed errors for failing and conflicting storage
+//! (a conflict answered by `get` or `scan` is a `storage` failure; by `commit`, a `conflict`),
+//! bad input, and the component's imports.
 //!
 //! The component must be built first: `wasm-component/build.sh` (or set `TWOFOLD_COMPONENT`
 //! to a built `.wasm`).
 
-use std::sync::OnceLock;
+mod common;
+
+use std::sync::Arc;
 
 use serde_json::Value;
-use twofold_server::{ComponentEngine, Fault, Instance, MemoryStorage, wit};
+use twofold_server::Instance;
+use twofold_server::proto::ops::op;
+use twofold_server::proto::*;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
-use twofold_testkit::{ORIGIN, RP_ID};
+use twofold_testkit::{Call, Fault, MemoryStorage, ORIGIN, fast_config};
 
 const EMAIL: &str = "ada@example.com";
 const PASSWORD: &str = "correct horse battery staple";
 
-/// The component, compiled once for every test of this binary.
-fn loader() -> &'static ComponentEngine {
-    static LOADER: OnceLock<ComponentEngine> = OnceLock::new();
-    LOADER.get_or_init(|| {
-        let path = twofold_server::default_component_path();
-        assert!(
-            path.exists(),
-            "the component {} is missing: build it with `wasm-component/build.sh` \
-             (or point TWOFOLD_COMPONENT at a built twofold_component.wasm)",
-            path.display()
-        );
-        // Through the compiled-code cache beside the component: a debug build of wasmtime
-        // takes over ten seconds to compile it.
-        let options = twofold_server::LoadOptions {
-            cache_dir: path.parent().map(std::path::PathBuf::from),
-            call_timeout: None,
-        };
-        match ComponentEngine::load(&path, &options) {
-            Ok((loader, _)) => loader,
-            Err(e) => panic!("cannot load {}: {e:?}", path.display()),
-        }
-    })
-}
-
-/// SPEC defaults, with argon2 cheap enough for tests.
-fn config() -> wit::Config {
-    wit::Config {
-        rp_id: RP_ID.into(),
-        rp_name: "twofold test".into(),
-        origins: vec![ORIGIN.into()],
-        password_hash: Some(wit::Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        }),
-        backup_code_hash: Some(wit::Argon2Params {
-            m_kib: 32,
-            t: 1,
-            p: 1,
-        }),
-        ..twofold_server::default_config()
-    }
-}
-
-fn instance(storage: &MemoryStorage) -> Instance {
-    loader()
-        .instantiate(storage.clone(), &config())
+fn instance(storage: &Arc<MemoryStorage>) -> Instance {
+    common::loader()
+        .instantiate(Arc::clone(storage), &fast_config())
         .expect("no trap")
         .expect("a valid configuration")
 }
 
-fn ctx() -> wit::Context {
-    wit::Context {
-        ip: "203.0.113.7".into(),
-        user_agent: "component-test".into(),
-    }
+fn ctx() -> Context {
+    Context::new("203.0.113.7", "component-test")
 }
 
 /// The answer of a call that must succeed (and must not trap).
-fn ok<T>(answer: wasmtime::Result<Result<T, wit::Error>>) -> T {
+fn ok<T>(answer: wasmtime::Result<Result<T, EngineError>>) -> T {
     match answer {
         Ok(Ok(value)) => value,
-        Ok(Err(e)) => panic!("unexpected error {:?}: {}", e.code, e.message),
+        Ok(Err(e)) => panic!("unexpected error {e}"),
         Err(trap) => panic!("the component trapped: {trap:?}"),
     }
 }
 
 /// The typed error of a call that must fail (and must not trap).
-fn err<T: std::fmt::Debug>(answer: wasmtime::Result<Result<T, wit::Error>>) -> wit::Error {
+fn err<T: std::fmt::Debug>(answer: wasmtime::Result<Result<T, EngineError>>) -> EngineError {
     match answer {
         Ok(Err(e)) => e,
         Ok(Ok(value)) => panic!("expected an error, got {value:?}"),
@@ -95,10 +53,10 @@ fn json(text: &str) -> Value {
     serde_json::from_str(text).expect("the component returns JSON text")
 }
 
-fn sign_in(instance: &mut Instance, remember_me: bool) -> wit::SignInOutcome {
-    ok(instance.sign_in(
+fn sign_in(instance: &mut Instance, remember_me: bool) -> SignInOutcome {
+    ok(instance.call::<op::SignIn>(
         &ctx(),
-        &wit::SignIn {
+        &SignIn {
             email: EMAIL.into(),
             password: PASSWORD.into(),
             remember_me,
@@ -109,28 +67,35 @@ fn sign_in(instance: &mut Instance, remember_me: bool) -> wit::SignInOutcome {
 /// Step one of a sign-in that must ask for a second factor: the pending token and options.
 fn second_factor_required(instance: &mut Instance) -> (String, Value) {
     match sign_in(instance, true) {
-        wit::SignInOutcome::SecondFactorRequired(s) => (s.pending_token, json(&s.options)),
+        SignInOutcome::SecondFactorRequired(s) => (s.pending_token.clone(), json(&s.options)),
         other => panic!("expected second-factor-required, got {other:?}"),
+    }
+}
+
+fn create(email: &str) -> CreateAccount {
+    CreateAccount {
+        email: email.into(),
+        password: PASSWORD.into(),
     }
 }
 
 #[test]
 fn lifecycle_account_passkey_backup_codes_and_removal() {
-    let storage = MemoryStorage::new();
+    let storage = Arc::new(MemoryStorage::new());
     let mut tf = instance(&storage);
     let mut authenticator = Authenticator::new(7);
 
     // An account; with 2FA off, step one signs in and honours remember-me.
-    let account = ok(tf.create_account(
+    let account = ok(tf.call::<op::CreateAccount>(
         &ctx(),
-        &wit::CreateAccount {
+        &CreateAccount {
             email: format!("  {}  ", EMAIL.to_uppercase()),
             password: PASSWORD.into(),
         },
     ));
     let user = account.user_id.clone();
     match sign_in(&mut tf, true) {
-        wit::SignInOutcome::SignedIn(s) => {
+        SignInOutcome::SignedIn(s) => {
             assert_eq!(s.user_id, user);
             assert!(s.remember_me);
         }
@@ -138,9 +103,9 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
     }
 
     // The first passkey turns 2FA on and comes with ten backup codes.
-    let started = ok(tf.start_passkey_registration(
+    let started = ok(tf.call::<op::StartPasskeyRegistration>(
         &ctx(),
-        &wit::StartRegistration {
+        &StartRegistration {
             user_id: user.clone(),
             name: "Laptop".into(),
             password: PASSWORD.into(),
@@ -149,9 +114,9 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
     let credential = authenticator
         .register(&json(&started.options), ORIGIN, &Tweaks::default())
         .expect("the authenticator accepts the creation options");
-    let registered = ok(tf.finish_passkey_registration(
+    let registered = ok(tf.call::<op::FinishPasskeyRegistration>(
         &ctx(),
-        &wit::FinishRegistration {
+        &FinishRegistration {
             user_id: user.clone(),
             credential: credential.to_string(),
         },
@@ -166,9 +131,9 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
     assert_eq!(registered.passkey.name, "Laptop");
     let passkey_id = registered.passkey.id.clone();
 
-    let status = ok(tf.status(
+    let status = ok(tf.call::<op::Status>(
         &ctx(),
-        &wit::UserRef {
+        &UserRef {
             user_id: user.clone(),
         },
     ));
@@ -186,9 +151,9 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
     let assertion = authenticator
         .authenticate(&options, ORIGIN, &Tweaks::default())
         .expect("the authenticator signs");
-    let signed_in = ok(tf.sign_in_with_passkey(
+    let signed_in = ok(tf.call::<op::SignInPasskey>(
         &ctx(),
-        &wit::PasskeySignIn {
+        &PasskeySignIn {
             pending_token: token.clone(),
             credential: assertion.to_string(),
         },
@@ -196,21 +161,21 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
     assert_eq!(signed_in.user_id, user);
     assert!(!signed_in.remember_me);
     // The token was consumed.
-    let replay = err(tf.sign_in_with_passkey(
+    let replay = err(tf.call::<op::SignInPasskey>(
         &ctx(),
-        &wit::PasskeySignIn {
+        &PasskeySignIn {
             pending_token: token,
             credential: assertion.to_string(),
         },
     ));
-    assert_eq!(replay.code, wit::ErrorCode::Expired);
+    assert_eq!(replay.code, ErrorCode::Expired);
 
     // A backup-code sign-in consumes the code and says how many are left.
     let (token, _) = second_factor_required(&mut tf);
     let typed = codes[0].to_lowercase().replace('-', " ");
-    let signed_in = ok(tf.sign_in_with_backup_code(
+    let signed_in = ok(tf.call::<op::SignInBackupCode>(
         &ctx(),
-        &wit::BackupCodeSignIn {
+        &BackupCodeSignIn {
             pending_token: token,
             code: typed,
         },
@@ -222,20 +187,20 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
 
     // The same code again is refused.
     let (token, _) = second_factor_required(&mut tf);
-    let reused = err(tf.sign_in_with_backup_code(
+    let reused = err(tf.call::<op::SignInBackupCode>(
         &ctx(),
-        &wit::BackupCodeSignIn {
+        &BackupCodeSignIn {
             pending_token: token,
             code: codes[0].clone(),
         },
     ));
-    assert_eq!(reused.code, wit::ErrorCode::InvalidBackupCode);
+    assert_eq!(reused.code, ErrorCode::InvalidBackupCode);
     assert_eq!(reused.retry_after_secs, None);
 
     // Removing the last passkey turns 2FA off and voids the codes.
-    let after = ok(tf.remove_passkey(
+    let after = ok(tf.call::<op::RemovePasskey>(
         &ctx(),
-        &wit::RemovePasskey {
+        &RemovePasskey {
             user_id: user.clone(),
             passkey_id,
             password: PASSWORD.into(),
@@ -245,14 +210,14 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
     assert!(after.passkeys.is_empty());
     assert_eq!(after.backup_codes_remaining, 0);
     match sign_in(&mut tf, true) {
-        wit::SignInOutcome::SignedIn(s) => assert!(s.remember_me),
+        SignInOutcome::SignedIn(s) => assert!(s.remember_me),
         other => panic!("2FA is off again, yet: {other:?}"),
     }
 
     // The audit trail came through typed, with JSON details, and its chain holds.
-    let page = ok(tf.audit_events(
+    let page = ok(tf.call::<op::AuditEvents>(
         &ctx(),
-        &wit::AuditQuery {
+        &AuditQuery {
             user_id: user.clone(),
             before: None,
             limit: Some(200),
@@ -265,154 +230,235 @@ fn lifecycle_account_passkey_backup_codes_and_removal() {
     let disabled = page
         .events
         .iter()
-        .find(|e| e.kind == wit::EventKind::TwoFactorDisabled)
+        .find(|e| e.kind == EventKind::TwoFactorDisabled)
         .expect("a two-factor-disabled event");
     assert!(disabled.notify);
     assert_eq!(json(&disabled.details)["reason"], "last_passkey_removed");
     assert!(page.events.iter().all(|e| e.ip == "203.0.113.7"));
     for kind in [
-        wit::EventKind::AccountCreated,
-        wit::EventKind::PasskeyRegistered,
-        wit::EventKind::TwoFactorEnabled,
-        wit::EventKind::PasskeyOk,
-        wit::EventKind::BackupCodeOk,
-        wit::EventKind::BackupCodeFailed,
-        wit::EventKind::PasskeyRemoved,
+        EventKind::AccountCreated,
+        EventKind::PasskeyRegistered,
+        EventKind::TwoFactorEnabled,
+        EventKind::PasskeyOk,
+        EventKind::BackupCodeOk,
+        EventKind::BackupCodeFailed,
+        EventKind::PasskeyRemoved,
     ] {
         assert!(
             page.events.iter().any(|e| e.kind == kind),
             "no {kind:?} event"
         );
     }
-    let report = ok(tf.verify_audit_chain(&ctx(), &wit::UserRef { user_id: user }));
+    let report = ok(tf.call::<op::VerifyAuditChain>(
+        &ctx(),
+        &VerifyAudit {
+            user_id: user,
+            anchor: None,
+        },
+    ));
     assert!(report.intact, "{:?}", report.problems);
     assert_eq!(report.events_checked, page.events.len() as u64);
 }
 
-#[test]
-fn a_failing_storage_call_is_a_typed_error_and_writes_nothing() {
-    let storage = MemoryStorage::new();
-    let mut tf = instance(&storage);
-    let create = wit::CreateAccount {
-        email: EMAIL.into(),
-        password: PASSWORD.into(),
-    };
+/// The storage calls `f` makes, in order.
+fn calls_of(storage: &MemoryStorage, f: impl FnOnce()) -> Vec<Call> {
+    let before = storage.call_log().len();
+    f();
+    storage.call_log()[before..].to_vec()
+}
 
-    // Count the calls one account creation makes, on a copy.
-    let probe = storage.fork();
-    ok(instance(&probe).create_account(&ctx(), &create));
-    let calls = probe.calls();
-    assert!(calls >= 2, "a read and a commit at least");
+#[test]
+fn d2_a_failing_storage_call_is_a_typed_error_and_writes_nothing() {
+    let storage = Arc::new(MemoryStorage::new());
+    let mut tf = instance(&storage);
+    let create = create(EMAIL);
+
+    // Count the calls one account creation makes, on another store.
+    let probe = Arc::new(MemoryStorage::new());
+    let calls = calls_of(&probe, || {
+        ok(instance(&probe).call::<op::CreateAccount>(&ctx(), &create));
+    });
+    assert!(calls.len() >= 2, "a read and a commit at least: {calls:?}");
 
     // Whichever call fails, the answer is `storage` with the host's message, nothing is
     // written, and the instance keeps working.
-    for n in 1..=calls {
-        storage.fail_nth_call(n, Fault::Failed(format!("disk unplugged at call {n}")));
-        let e = err(tf.create_account(&ctx(), &create));
-        assert_eq!(e.code, wit::ErrorCode::Storage, "call {n}: {}", e.message);
-        assert!(e.message.contains("disk unplugged"), "{}", e.message);
+    for n in 1..=calls.len() as u64 {
+        storage.inject(n, Fault::Fail);
+        let e = err(tf.call::<op::CreateAccount>(&ctx(), &create));
+        assert_eq!(e.code, ErrorCode::Storage, "call {n}: {}", e.message);
+        assert!(e.message.contains("injected failure"), "{}", e.message);
         assert!(storage.snapshot().is_empty(), "call {n} left data behind");
         storage.clear_faults();
     }
-    ok(tf.create_account(&ctx(), &create));
-
-    // Commits that keep conflicting end in `conflict`, with nothing written.
-    let before = storage.snapshot();
-    storage.fail_every_commit(Some(Fault::Conflict));
-    let e = err(tf.create_account(
-        &ctx(),
-        &wit::CreateAccount {
-            email: "grace@example.com".into(),
-            password: PASSWORD.into(),
-        },
-    ));
-    assert_eq!(e.code, wit::ErrorCode::Conflict);
-    assert_eq!(storage.snapshot(), before);
-    storage.fail_every_commit(None);
+    ok(tf.call::<op::CreateAccount>(&ctx(), &create));
 
     // A failing read during sign-in is typed too.
-    storage.fail_nth_call(1, Fault::Failed("connection reset".into()));
-    let e = err(tf.sign_in(
+    let before = storage.snapshot();
+    storage.inject(1, Fault::Fail);
+    let e = err(tf.call::<op::SignIn>(
         &ctx(),
-        &wit::SignIn {
+        &SignIn {
             email: EMAIL.into(),
             password: PASSWORD.into(),
             remember_me: false,
         },
     ));
-    assert_eq!(e.code, wit::ErrorCode::Storage);
+    assert_eq!(e.code, ErrorCode::Storage);
     assert_eq!(storage.snapshot(), before);
 }
 
 #[test]
-fn bad_input_and_bad_configuration_are_typed_errors() {
-    let bad = wit::Config {
-        rp_id: String::new(),
-        ..config()
+fn d2_a_commit_that_keeps_conflicting_is_a_conflict_and_writes_nothing() {
+    let storage = Arc::new(MemoryStorage::new());
+    let mut tf = instance(&storage);
+    let create = create("grace@example.com");
+    let probe = Arc::new(MemoryStorage::new());
+    let calls = calls_of(&probe, || {
+        ok(instance(&probe).call::<op::CreateAccount>(&ctx(), &create));
+    });
+    // Each attempt reads the same empty store and ends in its one commit, so every
+    // `calls.len()`-th call from now is a commit: refuse them all.
+    assert_eq!(calls.last(), Some(&Call::Commit), "{calls:?}");
+    let per_attempt = calls.len() as u64;
+    for attempt in 1..=64 {
+        storage.inject(attempt * per_attempt, Fault::Conflict);
+    }
+    let e = err(tf.call::<op::CreateAccount>(&ctx(), &create));
+    assert_eq!(e.code, ErrorCode::Conflict, "{}", e.message);
+    assert!(storage.snapshot().is_empty());
+    let commits = storage
+        .call_log()
+        .iter()
+        .filter(|c| **c == Call::Commit)
+        .count();
+    assert!(
+        commits > 1,
+        "the engine retries a refused commit ({commits} commits)"
+    );
+
+    // A single refused commit is retried from a fresh read and succeeds.
+    storage.clear_faults();
+    storage.inject(per_attempt, Fault::Conflict);
+    ok(tf.call::<op::CreateAccount>(&ctx(), &create));
+}
+
+#[test]
+fn d1_a_conflict_answered_by_get_or_scan_is_a_storage_failure() {
+    let storage = Arc::new(MemoryStorage::new());
+    let mut tf = instance(&storage);
+    let user = ok(tf.call::<op::CreateAccount>(&ctx(), &create(EMAIL))).user_id;
+    let query = AuditQuery {
+        user_id: user.clone(),
+        before: None,
+        limit: None,
     };
-    match loader().instantiate(MemoryStorage::new(), &bad) {
-        Ok(Err(e)) => assert_eq!(e.code, wit::ErrorCode::InvalidInput),
+    let user_ref = UserRef { user_id: user };
+
+    // A read-only operation that gets and one that scans: the same calls every time.
+    let mut seen = Vec::new();
+    for (what, kind) in [("get", Call::Get), ("scan", Call::Scan)] {
+        let mut tried = false;
+        for name in ["audit_events", "list_passkeys", "status"] {
+            let run = |tf: &mut Instance| match name {
+                "audit_events" => tf
+                    .call::<op::AuditEvents>(&ctx(), &query)
+                    .map(|a| a.map(drop)),
+                "list_passkeys" => tf
+                    .call::<op::ListPasskeys>(&ctx(), &user_ref)
+                    .map(|a| a.map(drop)),
+                _ => tf
+                    .call::<op::Status>(&ctx(), &user_ref)
+                    .map(|a| a.map(drop)),
+            };
+            let calls = calls_of(&storage, || ok(run(&mut tf)));
+            let Some(at) = calls.iter().position(|c| *c == kind) else {
+                continue;
+            };
+            let before = storage.snapshot();
+            storage.inject(at as u64 + 1, Fault::Conflict);
+            let e = err(run(&mut tf));
+            assert_eq!(
+                e.code,
+                ErrorCode::Storage,
+                "{name}: a {what} answering conflict"
+            );
+            assert_eq!(storage.snapshot(), before);
+            storage.clear_faults();
+            tried = true;
+            seen.push(format!("{what} in {name}"));
+            break;
+        }
+        assert!(tried, "no read-only operation makes a {what}");
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
+#[test]
+fn bad_input_and_bad_configuration_are_typed_errors() {
+    let bad = Config {
+        rp_id: String::new(),
+        ..fast_config()
+    };
+    match common::loader().instantiate(MemoryStorage::new(), &bad) {
+        Ok(Err(e)) => assert_eq!(e.code, ErrorCode::InvalidInput),
         Ok(Ok(_)) => panic!("an empty rp-id was accepted"),
         Err(trap) => panic!("the component trapped: {trap:?}"),
     }
 
-    let storage = MemoryStorage::new();
+    let storage = Arc::new(MemoryStorage::new());
     let mut tf = instance(&storage);
-    let e = err(tf.create_account(
+    let e = err(tf.call::<op::CreateAccount>(
         &ctx(),
-        &wit::CreateAccount {
+        &CreateAccount {
             email: EMAIL.into(),
             password: "short".into(),
         },
     ));
-    assert_eq!(e.code, wit::ErrorCode::InvalidInput);
+    assert_eq!(e.code, ErrorCode::InvalidInput);
 
-    let user = ok(tf.create_account(
+    let user = ok(tf.call::<op::CreateAccount>(
         &ctx(),
-        &wit::CreateAccount {
+        &CreateAccount {
             email: EMAIL.into(),
             password: PASSWORD.into(),
         },
     ))
     .user_id;
-    ok(tf.start_passkey_registration(
+    ok(tf.call::<op::StartPasskeyRegistration>(
         &ctx(),
-        &wit::StartRegistration {
+        &StartRegistration {
             user_id: user.clone(),
             name: "Key".into(),
             password: PASSWORD.into(),
         },
     ));
     for credential in ["", "not json", "{}", "[1,2,3]", &"x".repeat(70 * 1024)] {
-        let e = err(tf.finish_passkey_registration(
+        let e = err(tf.call::<op::FinishPasskeyRegistration>(
             &ctx(),
-            &wit::FinishRegistration {
+            &FinishRegistration {
                 user_id: user.clone(),
                 credential: credential.into(),
             },
         ));
         assert!(
-            matches!(
-                e.code,
-                wit::ErrorCode::InvalidInput | wit::ErrorCode::InvalidPasskey
-            ),
+            matches!(e.code, ErrorCode::InvalidInput | ErrorCode::InvalidPasskey),
             "{credential:.20}: {:?} {}",
             e.code,
             e.message
         );
     }
-    let e = err(tf.status(
+    let e = err(tf.call::<op::Status>(
         &ctx(),
-        &wit::UserRef {
+        &UserRef {
             user_id: "no-such-user".into(),
         },
     ));
-    assert_eq!(e.code, wit::ErrorCode::NotFound);
+    assert_eq!(e.code, ErrorCode::NotFound);
 }
 
 #[test]
 fn the_component_imports_only_storage_and_wasi() {
-    let loader = loader();
+    let loader = common::loader();
     let ty = loader.component().component_type();
     let imports: Vec<String> = ty
         .imports(loader.engine())
@@ -424,10 +470,10 @@ fn the_component_imports_only_storage_and_wasi() {
         .collect();
     println!("imports: {imports:#?}\nexports: {exports:#?}");
 
-    assert!(imports.iter().any(|i| i == "twofold:engine/storage@0.1.0"));
+    assert!(imports.iter().any(|i| i == "twofold:engine/storage@0.2.0"));
     for import in &imports {
         assert!(
-            import == "twofold:engine/storage@0.1.0" || import.starts_with("wasi:"),
+            import == "twofold:engine/storage@0.2.0" || import.starts_with("wasi:"),
             "unexpected import {import}"
         );
     }
@@ -438,6 +484,6 @@ fn the_component_imports_only_storage_and_wasi() {
             "imports {denied}*"
         );
     }
-    assert!(exports.iter().any(|e| e == "twofold:engine/engine@0.1.0"));
-    assert!(exports.iter().any(|e| e == "twofold:engine/types@0.1.0"));
+    assert!(exports.iter().any(|e| e == "twofold:engine/engine@0.2.0"));
+    assert!(exports.iter().any(|e| e == "twofold:engine/types@0.2.0"));
 }

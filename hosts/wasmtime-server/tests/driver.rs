@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 use twofold_core::api::{self, Op};
-use twofold_server::driver::{Driver, RESET_CLOCK_MS};
+use twofold_server::driver::{self, Driver, RESET_CLOCK_MS};
 use twofold_server::sqlite::SqliteStorage;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 use twofold_testkit::{ORIGIN, TestHost};
@@ -33,8 +33,14 @@ fn driver() -> Driver {
     Driver::new(
         common::loader().clone(),
         SqliteStorage::open_in_memory().expect("in-memory SQLite"),
-        twofold_server::default_config(),
+        driver::default_config(),
     )
+}
+
+/// The driver's answer to one line, parsed.
+fn answer(d: &mut Driver, line: &str) -> Value {
+    let text = d.answer(line.as_bytes());
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"))
 }
 
 /// Something that answers protocol requests: `Ok(ok)` or `Err(error)`.
@@ -56,7 +62,7 @@ impl Side for DriverSide {
             "args": args,
             "context": {"ip": "198.51.100.4", "user_agent": "conformance"},
         });
-        let answer = self.driver.answer(&line.to_string());
+        let answer = answer(&mut self.driver, &line.to_string());
         assert_eq!(answer["id"], self.next_id, "{answer}");
         match (answer.get("ok"), answer.get("error")) {
             (Some(ok), None) => Ok(ok.clone()),
@@ -81,8 +87,12 @@ impl Side for CoreSide {
                 return Ok(json!({}));
             }
             "configure" => {
-                let config = api::config_from_json(args.to_string().as_bytes())
+                let mut config = api::config_from_json(args.to_string().as_bytes())
                     .expect("a valid configuration");
+                // Driver mode's default audit key, which `configure` keeps when not given.
+                if config.audit_keys.is_empty() {
+                    config.audit_keys = vec![twofold_testkit::test_audit_key()];
+                }
                 self.engine = twofold_core::Engine::new(config).expect("an engine");
                 return Ok(json!({}));
             }
@@ -344,7 +354,7 @@ fn bad_lines_are_typed_errors_and_the_driver_keeps_going() {
         ),
     ];
     for (line, id) in cases {
-        let answer = d.answer(line);
+        let answer = answer(&mut d, line);
         assert_eq!(answer["id"], id, "{line}: {answer}");
         assert_eq!(answer["error"]["code"], "invalid_input", "{line}: {answer}");
         assert!(answer["error"]["message"].is_string());
@@ -352,10 +362,16 @@ fn bad_lines_are_typed_errors_and_the_driver_keeps_going() {
     }
     let big = json!({"id": 10, "op": "create_account",
                      "args": {"email": EMAIL, "password": "x".repeat(70 * 1024)}});
-    assert_eq!(d.answer(&big.to_string())["error"]["code"], "invalid_input");
+    assert_eq!(
+        answer(&mut d, &big.to_string())["error"]["code"],
+        "invalid_input"
+    );
     // Still working.
-    let answer = d.answer(r#"{"id": 11, "op": "status", "args": {"user_id": "nobody"}}"#);
-    assert_eq!(answer["error"]["code"], "not_found", "{answer}");
+    let status = answer(
+        &mut d,
+        r#"{"id": 11, "op": "status", "args": {"user_id": "nobody"}}"#,
+    );
+    assert_eq!(status["error"]["code"], "not_found", "{status}");
 }
 
 #[test]
@@ -382,7 +398,7 @@ fn run_answers_every_line_even_when_it_is_not_utf8() {
 #[test]
 fn test_ops_drive_the_components_clock_and_randomness() {
     let run = |d: &mut Driver, lines: &[Value]| -> Vec<Value> {
-        lines.iter().map(|l| d.answer(&l.to_string())).collect()
+        lines.iter().map(|l| answer(d, &l.to_string())).collect()
     };
     let script = [
         json!({"id": 1, "op": "reset", "args": {}}),
@@ -401,12 +417,13 @@ fn test_ops_drive_the_components_clock_and_randomness() {
     assert_eq!(first[3], json!({"id": 4, "ok": {}}));
     let user = first[4]["ok"]["user_id"].clone();
     assert!(user.is_string(), "{}", first[4]);
-    assert_eq!(
-        first[6]["ok"],
-        json!({"status": "signed_in", "user_id": user, "remember_me": false})
+    assert_eq!(first[6]["ok"]["status"], "signed_in", "{}", first[6]);
+    assert_eq!(first[6]["ok"]["user_id"], user);
+    assert_eq!(first[6]["ok"]["remember_me"], false);
+    let events = answer(
+        &mut d,
+        &json!({"id": 8, "op": "audit_events", "args": {"user_id": user}}).to_string(),
     );
-    let events =
-        d.answer(&json!({"id": 8, "op": "audit_events", "args": {"user_id": user}}).to_string());
     let times: Vec<u64> = events["ok"]["events"]
         .as_array()
         .expect("events")
@@ -423,20 +440,36 @@ fn test_ops_drive_the_components_clock_and_randomness() {
     let again = run(&mut driver(), &script);
     assert_eq!(again[4]["ok"]["user_id"], user);
     // Storage persists until `reset`, which empties it and restores the defaults.
-    let answer = run(&mut d, &[json!({"id": 9, "op": "reset", "args": {}})]);
-    assert_eq!(answer[0], json!({"id": 9, "ok": {}}));
-    let gone = d.answer(&json!({"id": 10, "op": "status", "args": {"user_id": user}}).to_string());
+    let reset = run(&mut d, &[json!({"id": 9, "op": "reset", "args": {}})]);
+    assert_eq!(reset[0], json!({"id": 9, "ok": {}}));
+    let gone = answer(
+        &mut d,
+        &json!({"id": 10, "op": "status", "args": {"user_id": user}}).to_string(),
+    );
     assert_eq!(gone["error"]["code"], "not_found");
 
     // A refused configuration keeps the engine that was there.
-    let refused = d.answer(r#"{"id": 11, "op": "configure", "args": {"rp_id": ""}}"#);
+    let refused = answer(
+        &mut d,
+        r#"{"id": 11, "op": "configure", "args": {"rp_id": ""}}"#,
+    );
     assert_eq!(refused["error"]["code"], "invalid_input", "{refused}");
-    let unknown = d.answer(r#"{"id": 12, "op": "configure", "args": {"colour": "blue"}}"#);
+    let unknown = answer(
+        &mut d,
+        r#"{"id": 12, "op": "configure", "args": {"colour": "blue"}}"#,
+    );
     assert_eq!(unknown["error"]["code"], "invalid_input", "{unknown}");
-    let created = d.answer(
+    let created = answer(
+        &mut d,
         &json!({"id": 13, "op": "create_account", "args": {"email": EMAIL, "password": PASSWORD}})
             .to_string(),
     );
+    // Without an audit key the engine refuses to start; the old one stays.
+    let keyless = answer(
+        &mut d,
+        r#"{"id": 14, "op": "configure", "args": {"audit_keys": []}}"#,
+    );
+    assert_eq!(keyless["error"]["code"], "invalid_input", "{keyless}");
     assert!(created["ok"]["user_id"].is_string(), "{created}");
 }
 
@@ -486,4 +519,16 @@ fn the_binary_speaks_the_protocol_on_stdin_and_stdout() {
     // The account is in the SQLite file.
     assert!(std::fs::metadata(&db).map(|m| m.len() > 0).unwrap_or(false));
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn driver_mode_signs_the_audit_log_with_the_testkits_key() {
+    assert_eq!(
+        driver::DRIVER_AUDIT_KEY_HEX,
+        twofold_testkit::TEST_AUDIT_KEY_HEX
+    );
+    assert_eq!(
+        driver::default_config().audit_keys,
+        vec![twofold_testkit::test_audit_key()]
+    );
 }

@@ -1,4 +1,4 @@
-//! The SQLite storage against the contract of `wit/storage.wit`: versions from 1, commits all
+//! The SQLite storage against the contract of `twofold_proto::Storage`: versions from 1, commits all
 //! or nothing, conflicts when an expectation fails, byte-ordered prefix scans, durability
 //! across connections; and the engine over it, where two racing processes' worth of
 //! connections never both consume one backup code.
@@ -7,18 +7,19 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
-use twofold_server::bindings::twofold::engine::storage::{
-    Entry, Expect, Host, StorageError, Write,
+use twofold_server::proto::ops::op;
+use twofold_server::proto::{
+    BackupCodeSignIn, Context, CreateAccount, EngineError, Entry, ErrorCode, Expect,
+    FinishRegistration, HostError, SignIn, SignInOutcome, StartRegistration, Storage, Write,
 };
 use twofold_server::sqlite::SqliteStorage;
-use twofold_server::wit;
 use twofold_testkit::ORIGIN;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 
-fn put(key: &str, value: &[u8], expect: Expect) -> Write {
+fn put(key: &str, value: &str, expect: Expect) -> Write {
     Write {
         key: key.into(),
-        value: Some(value.to_vec()),
+        value: Some(value.into()),
         expect,
     }
 }
@@ -31,7 +32,7 @@ fn delete(key: &str, expect: Expect) -> Write {
     }
 }
 
-fn ok<T>(answer: wasmtime::Result<Result<T, wit::Error>>) -> T {
+fn ok<T>(answer: wasmtime::Result<Result<T, EngineError>>) -> T {
     match answer {
         Ok(Ok(value)) => value,
         Ok(Err(e)) => panic!("{:?}: {}", e.code, e.message),
@@ -43,8 +44,8 @@ fn keys(entries: Vec<Entry>) -> Vec<String> {
     entries.into_iter().map(|e| e.key).collect()
 }
 
-fn all(s: &mut SqliteStorage) -> Vec<(String, Vec<u8>, u64)> {
-    s.scan(String::new(), None, u32::MAX)
+fn all(s: &SqliteStorage) -> Vec<(String, String, u64)> {
+    s.scan("", None, u32::MAX)
         .expect("scan")
         .into_iter()
         .map(|e| (e.key, e.value.value, e.value.version))
@@ -54,73 +55,66 @@ fn all(s: &mut SqliteStorage) -> Vec<(String, Vec<u8>, u64)> {
 #[test]
 fn versions_count_from_one_and_commits_are_all_or_nothing() {
     let dir = common::scratch_dir("sqlite-contract");
-    let mut s = SqliteStorage::open(&dir.join("kv.db")).expect("open");
+    let s = SqliteStorage::open(&dir.join("kv.db")).expect("open");
 
-    assert_eq!(s.get("a".into()), Ok(None));
-    s.commit(vec![put("a", b"1", Expect::Absent)])
-        .expect("insert");
-    assert_eq!(s.get("a".into()).expect("get").map(|v| v.version), Some(1));
-    s.commit(vec![put("a", b"2", Expect::Version(1))])
+    assert_eq!(s.get("a"), Ok(None));
+    s.commit(&[put("a", "1", Expect::Absent)]).expect("insert");
+    assert_eq!(s.get("a").expect("get").map(|v| v.version), Some(1));
+    s.commit(&[put("a", "2", Expect::Version(1))])
         .expect("update");
-    let a = s.get("a".into()).expect("get").expect("present");
-    assert_eq!((a.value.as_slice(), a.version), (&b"2"[..], 2));
+    let a = s.get("a").expect("get").expect("present");
+    assert_eq!((a.value.as_str(), a.version), ("2", 2));
 
     // One failed expectation anywhere in the batch: nothing is applied.
-    let before = all(&mut s);
+    let before = all(&s);
     for batch in [
         vec![
-            put("b", b"x", Expect::Absent),
-            put("a", b"3", Expect::Version(1)),
+            put("b", "x", Expect::Absent),
+            put("a", "3", Expect::Version(1)),
         ],
+        vec![put("b", "x", Expect::Absent), put("a", "3", Expect::Absent)],
         vec![
-            put("b", b"x", Expect::Absent),
-            put("a", b"3", Expect::Absent),
-        ],
-        vec![
-            put("b", b"x", Expect::Absent),
+            put("b", "x", Expect::Absent),
             delete("a", Expect::Version(7)),
         ],
         vec![
-            put("b", b"x", Expect::Absent),
+            put("b", "x", Expect::Absent),
             delete("zz", Expect::Version(1)),
         ],
-        vec![put("b", b"x", Expect::Version(1))],
+        vec![put("b", "x", Expect::Version(1))],
     ] {
-        assert_eq!(s.commit(batch), Err(StorageError::Conflict));
-        assert_eq!(all(&mut s), before);
+        assert_eq!(s.commit(&batch), Err(HostError::Conflict));
+        assert_eq!(all(&s), before);
     }
     // A batch naming a key twice is refused as a failure, also with nothing applied.
-    let twice = s.commit(vec![
-        put("c", b"1", Expect::Absent),
-        put("c", b"2", Expect::Absent),
-    ]);
-    assert!(matches!(twice, Err(StorageError::Failed(_))), "{twice:?}");
-    assert_eq!(all(&mut s), before);
+    let twice = s.commit(&[put("c", "1", Expect::Absent), put("c", "2", Expect::Absent)]);
+    assert!(matches!(twice, Err(HostError::Failed(_))), "{twice:?}");
+    assert_eq!(all(&s), before);
 
     // Puts and deletes together.
-    s.commit(vec![
-        put("b", b"x", Expect::Absent),
+    s.commit(&[
+        put("b", "x", Expect::Absent),
         delete("a", Expect::Version(2)),
-        put("c", &[0, 255, 1], Expect::Absent),
+        put("c", "{\"é\": \"\\u0000\"}", Expect::Absent),
     ])
     .expect("a mixed batch");
     assert_eq!(
-        all(&mut s),
+        all(&s),
         [
-            ("b".to_owned(), b"x".to_vec(), 1),
-            ("c".to_owned(), vec![0, 255, 1], 1)
+            ("b".to_owned(), "x".to_owned(), 1),
+            ("c".to_owned(), "{\"é\": \"\\u0000\"}".to_owned(), 1)
         ]
     );
     // A deleted key starts again at version 1.
-    s.commit(vec![put("a", b"again", Expect::Absent)])
+    s.commit(&[put("a", "again", Expect::Absent)])
         .expect("re-insert");
-    assert_eq!(s.get("a".into()).expect("get").map(|v| v.version), Some(1));
+    assert_eq!(s.get("a").expect("get").map(|v| v.version), Some(1));
     // An empty batch is a no-op.
-    s.commit(Vec::new()).expect("empty batch");
+    s.commit(&[]).expect("empty batch");
 
     // Another connection (another process, say) sees every commit: durable and WAL.
-    let mut other = SqliteStorage::open(&dir.join("kv.db")).expect("open again");
-    assert_eq!(all(&mut other), all(&mut s));
+    let other = SqliteStorage::open(&dir.join("kv.db")).expect("open again");
+    assert_eq!(all(&other), all(&s));
     assert!(dir.join("kv.db-wal").exists(), "WAL mode");
     drop((s, other));
     let _ = std::fs::remove_dir_all(dir);
@@ -128,37 +122,33 @@ fn versions_count_from_one_and_commits_are_all_or_nothing() {
 
 #[test]
 fn scans_are_byte_ordered_prefix_runs() {
-    let mut s = SqliteStorage::open_in_memory().expect("open");
+    let s = SqliteStorage::open_in_memory().expect("open");
     for key in ["p/1", "p/2", "p/3", "p0", "q/1", "o/9", "p/é", "p/\u{7f}"] {
-        s.commit(vec![put(key, b"v", Expect::Absent)])
-            .expect("insert");
+        s.commit(&[put(key, "v", Expect::Absent)]).expect("insert");
     }
-    let scan = |s: &mut SqliteStorage, prefix: &str, after: Option<&str>, limit| {
-        keys(
-            s.scan(prefix.into(), after.map(String::from), limit)
-                .expect("scan"),
-        )
+    let scan = |s: &SqliteStorage, prefix: &str, after: Option<&str>, limit| {
+        keys(s.scan(prefix, after, limit).expect("scan"))
     };
     assert_eq!(
-        scan(&mut s, "p/", None, 10),
+        scan(&s, "p/", None, 10),
         ["p/1", "p/2", "p/3", "p/\u{7f}", "p/é"]
     );
-    assert_eq!(scan(&mut s, "p/", Some("p/1"), 2), ["p/2", "p/3"]);
-    assert_eq!(scan(&mut s, "p/", Some("a"), 10).len(), 5);
-    assert!(scan(&mut s, "p/", Some("p/é"), 10).is_empty());
-    assert!(scan(&mut s, "p/", Some("z"), 10).is_empty());
-    assert!(scan(&mut s, "p/", None, 0).is_empty());
-    assert!(scan(&mut s, "x", None, 10).is_empty());
-    assert_eq!(scan(&mut s, "", None, 3), ["o/9", "p/1", "p/2"]);
+    assert_eq!(scan(&s, "p/", Some("p/1"), 2), ["p/2", "p/3"]);
+    assert_eq!(scan(&s, "p/", Some("a"), 10).len(), 5);
+    assert!(scan(&s, "p/", Some("p/é"), 10).is_empty());
+    assert!(scan(&s, "p/", Some("z"), 10).is_empty());
+    assert!(scan(&s, "p/", None, 0).is_empty());
+    assert!(scan(&s, "x", None, 10).is_empty());
+    assert_eq!(scan(&s, "", None, 3), ["o/9", "p/1", "p/2"]);
 }
 
 #[test]
 fn racing_writers_on_one_file_never_both_win() {
     let dir = common::scratch_dir("sqlite-race");
     let path = dir.join("kv.db");
-    let mut first = SqliteStorage::open(&path).expect("open");
+    let first = SqliteStorage::open(&path).expect("open");
     first
-        .commit(vec![put("counter", b"0", Expect::Absent)])
+        .commit(&[put("counter", "0", Expect::Absent)])
         .expect("insert");
     drop(first);
 
@@ -171,23 +161,20 @@ fn racing_writers_on_one_file_never_both_win() {
             let path = path.clone();
             let barrier = Arc::clone(&barrier);
             std::thread::spawn(move || {
-                let mut s = SqliteStorage::open(&path).expect("open");
+                let s = SqliteStorage::open(&path).expect("open");
                 barrier.wait();
                 let mut conflicts = 0;
                 for _ in 0..ADDS {
                     loop {
-                        let current = s.get("counter".into()).expect("get").expect("present");
-                        let n: u64 = String::from_utf8(current.value)
-                            .expect("UTF-8")
-                            .parse()
-                            .expect("a number");
-                        match s.commit(vec![put(
+                        let current = s.get("counter").expect("get").expect("present");
+                        let n: u64 = current.value.parse().expect("a number");
+                        match s.commit(&[put(
                             "counter",
-                            (n + 1).to_string().as_bytes(),
+                            &(n + 1).to_string(),
                             Expect::Version(current.version),
                         )]) {
                             Ok(()) => break,
-                            Err(StorageError::Conflict) => conflicts += 1,
+                            Err(HostError::Conflict) => conflicts += 1,
                             Err(e) => panic!("{e:?}"),
                         }
                     }
@@ -197,10 +184,10 @@ fn racing_writers_on_one_file_never_both_win() {
         })
         .collect();
     let conflicts: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
-    let mut s = SqliteStorage::open(&path).expect("open");
-    let counter = s.get("counter".into()).expect("get").expect("present");
+    let s = SqliteStorage::open(&path).expect("open");
+    let counter = s.get("counter").expect("get").expect("present");
     let total = THREADS as u64 * ADDS;
-    assert_eq!(counter.value, total.to_string().into_bytes());
+    assert_eq!(counter.value, total.to_string());
     assert_eq!(counter.version, total + 1);
     eprintln!("{conflicts} conflicts re-run");
     let _ = std::fs::remove_dir_all(dir);
@@ -209,12 +196,9 @@ fn racing_writers_on_one_file_never_both_win() {
 #[test]
 fn the_engine_over_sqlite_never_accepts_one_backup_code_twice() {
     let dir = common::scratch_dir("sqlite-engine");
-    let path = dir.join("twofold.db");
-    let config = common::fast_config();
-    let ctx = wit::Context {
-        ip: "203.0.113.9".into(),
-        user_agent: "sqlite-test".into(),
-    };
+    let path = dir.join("twofold.d");
+    let config = twofold_testkit::fast_config();
+    let ctx = Context::new("203.0.113.9", "sqlite-test");
     let instance = || {
         common::loader()
             .instantiate(SqliteStorage::open(&path).expect("open"), &config)
@@ -223,17 +207,17 @@ fn the_engine_over_sqlite_never_accepts_one_backup_code_twice() {
     };
 
     let mut tf = instance();
-    let user = ok(tf.create_account(
+    let user = ok(tf.call::<op::CreateAccount>(
         &ctx,
-        &wit::CreateAccount {
+        &CreateAccount {
             email: "ada@example.com".into(),
             password: "correct horse battery staple".into(),
         },
     ))
     .user_id;
-    let started = ok(tf.start_passkey_registration(
+    let started = ok(tf.call::<op::StartPasskeyRegistration>(
         &ctx,
-        &wit::StartRegistration {
+        &StartRegistration {
             user_id: user.clone(),
             name: "Key".into(),
             password: "correct horse battery staple".into(),
@@ -243,9 +227,9 @@ fn the_engine_over_sqlite_never_accepts_one_backup_code_twice() {
     let credential = Authenticator::new(3)
         .register(&options, ORIGIN, &Tweaks::default())
         .expect("registration");
-    let codes = ok(tf.finish_passkey_registration(
+    let codes = ok(tf.call::<op::FinishPasskeyRegistration>(
         &ctx,
-        &wit::FinishRegistration {
+        &FinishRegistration {
             user_id: user,
             credential: credential.to_string(),
         },
@@ -257,15 +241,15 @@ fn the_engine_over_sqlite_never_accepts_one_backup_code_twice() {
     const RACERS: usize = 4;
     let tokens: Vec<String> = (0..RACERS)
         .map(|_| {
-            match ok(tf.sign_in(
+            match ok(tf.call::<op::SignIn>(
                 &ctx,
-                &wit::SignIn {
+                &SignIn {
                     email: "ada@example.com".into(),
                     password: "correct horse battery staple".into(),
                     remember_me: false,
                 },
             )) {
-                wit::SignInOutcome::SecondFactorRequired(s) => s.pending_token,
+                SignInOutcome::SecondFactorRequired(s) => s.pending_token.clone(),
                 other => panic!("{other:?}"),
             }
         })
@@ -280,9 +264,9 @@ fn the_engine_over_sqlite_never_accepts_one_backup_code_twice() {
             let ctx = ctx.clone();
             std::thread::spawn(move || {
                 barrier.wait();
-                match tf.sign_in_with_backup_code(
+                match tf.call::<op::SignInBackupCode>(
                     &ctx,
-                    &wit::BackupCodeSignIn {
+                    &BackupCodeSignIn {
                         pending_token: token,
                         code,
                     },
@@ -303,7 +287,7 @@ fn the_engine_over_sqlite_never_accepts_one_backup_code_twice() {
         results
             .iter()
             .filter_map(|r| r.as_ref().err())
-            .all(|code| *code == wit::ErrorCode::InvalidBackupCode),
+            .all(|code| *code == ErrorCode::InvalidBackupCode),
         "{results:?}"
     );
     let _ = std::fs::remove_dir_all(dir);

@@ -729,7 +729,7 @@
         const answer = await api('POST', '/api/two-factor/enable', { password });
         close();
         await refreshMe();
-        showCodes(answer.backup_codes, 'enabled');
+        showCodes(answer.codes, 'enabled');
       },
     });
   });
@@ -748,7 +748,7 @@
         const answer = await api('POST', '/api/backup-codes/regenerate', { password });
         close();
         await refreshMe();
-        showCodes(answer.backup_codes, 'regenerated');
+        showCodes(answer.codes, 'regenerated');
       },
     });
   }

@@ -9,8 +9,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use twofold_server::{ComponentEngine, LoadOptions, wit};
-use twofold_testkit::{ORIGIN, RP_ID};
+use twofold_server::{ComponentEngine, LoadOptions};
 
 /// Calls longer than this trap; the trap tests sleep past it inside a storage call.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(3);
@@ -50,26 +49,6 @@ pub fn loader() -> &'static ComponentEngine {
             Err(e) => panic!("cannot load {}: {e:?}", path.display()),
         }
     })
-}
-
-/// SPEC defaults for the test relying party, with argon2 cheap enough for tests.
-pub fn fast_config() -> wit::Config {
-    wit::Config {
-        rp_id: RP_ID.into(),
-        rp_name: "twofold test".into(),
-        origins: vec![ORIGIN.into()],
-        password_hash: Some(wit::Argon2Params {
-            m_kib: 64,
-            t: 1,
-            p: 1,
-        }),
-        backup_code_hash: Some(wit::Argon2Params {
-            m_kib: 32,
-            t: 1,
-            p: 1,
-        }),
-        ..twofold_server::default_config()
-    }
 }
 
 /// A fresh, empty directory under the system's temporary directory.
