@@ -1,280 +1,52 @@
 //! Full WebAuthn ceremonies through the exported C functions, which C alone cannot drive (it
-//! has no authenticator). The storage is the testkit's, reached through a `twofold_host`
-//! callback table, so every byte crosses the C interface both ways as it would from C.
+//! has no authenticator). The storage is the testkit's, reached through the test-support
+//! `twofold_host` callback table, so every byte crosses the C interface both ways as it would
+//! from C.
 
-use std::ffi::{CStr, c_char, c_void};
-use std::ptr;
 use std::sync::{Arc, Barrier};
 
 use serde_json::{Value, json};
-use twofold::*;
-use twofold_core::{Environment, ErrorCode, Expect, HostError, Storage, Write};
+use twofold_core::{ErrorCode, Op};
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 use twofold_testkit::{ORIGIN, TestHost, fast_config};
+use twofold_testsupport::CEngine;
 
-// ---------------------------------------------------------------- the host, as C would write it
-
-unsafe fn host_of<'a>(user_data: *mut c_void) -> &'a TestHost {
-    unsafe { &*(user_data as *const TestHost) }
-}
-
-unsafe fn text<'a>(ptr: *const c_char, len: usize) -> &'a str {
-    std::str::from_utf8(unsafe { std::slice::from_raw_parts(ptr.cast::<u8>(), len) }).unwrap()
-}
-
-fn status_of(error: HostError) -> i32 {
-    match error {
-        HostError::Conflict => ErrorCode::Conflict.number(),
-        _ => ErrorCode::Storage.number(),
-    }
-}
-
-unsafe extern "C" fn get(
-    user_data: *mut c_void,
-    key: *const c_char,
-    key_len: usize,
-    found: twofold_record_fn,
-    sink: *mut twofold_record_sink,
-) -> i32 {
-    let host = unsafe { host_of(user_data) };
-    match host.get(unsafe { text(key, key_len) }) {
-        Ok(Some(record)) => unsafe {
-            found(
-                sink,
-                record.value.as_ptr(),
-                record.value.len(),
-                record.version,
-            )
-        },
-        Ok(None) => 0,
-        Err(e) => status_of(e),
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn scan(
-    user_data: *mut c_void,
-    prefix: *const c_char,
-    prefix_len: usize,
-    after: *const c_char,
-    after_len: usize,
-    limit: usize,
-    emit: twofold_entry_fn,
-    sink: *mut twofold_entry_sink,
-) -> i32 {
-    let host = unsafe { host_of(user_data) };
-    let after = (!after.is_null()).then(|| unsafe { text(after, after_len) });
-    let limit = u32::try_from(limit).unwrap_or(u32::MAX);
-    match host.scan(unsafe { text(prefix, prefix_len) }, after, limit) {
-        Ok(entries) => {
-            for entry in entries {
-                let status = unsafe {
-                    emit(
-                        sink,
-                        entry.key.as_ptr().cast(),
-                        entry.key.len(),
-                        entry.value.value.as_ptr(),
-                        entry.value.value.len(),
-                        entry.value.version,
-                    )
-                };
-                if status != 0 {
-                    return status;
-                }
-            }
-            0
-        }
-        Err(e) => status_of(e),
-    }
-}
-
-unsafe extern "C" fn commit(
-    user_data: *mut c_void,
-    writes: *const twofold_write,
-    writes_len: usize,
-) -> i32 {
-    let host = unsafe { host_of(user_data) };
-    let writes: Vec<Write> = unsafe { std::slice::from_raw_parts(writes, writes_len) }
-        .iter()
-        .map(|w| Write {
-            key: unsafe { text(w.key, w.key_len) }.to_owned(),
-            value: (!w.value.is_null()).then(|| {
-                String::from_utf8(
-                    unsafe { std::slice::from_raw_parts(w.value, w.value_len) }.to_vec(),
-                )
-                .unwrap()
-            }),
-            expect: match w.expected_version {
-                0 => Expect::Absent,
-                v => Expect::Version(v),
-            },
-        })
-        .collect();
-    match host.commit(&writes) {
-        Ok(()) => 0,
-        Err(e) => status_of(e),
-    }
-}
-
-unsafe extern "C" fn now_ms(user_data: *mut c_void, out_ms: *mut u64) -> i32 {
-    match unsafe { host_of(user_data) }.now_ms() {
-        Ok(ms) => {
-            unsafe { out_ms.write(ms) };
-            0
-        }
-        Err(e) => status_of(e),
-    }
-}
-
-unsafe extern "C" fn fill_random(user_data: *mut c_void, buf: *mut u8, len: usize) -> i32 {
-    let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
-    match unsafe { host_of(user_data) }.fill_random(buf) {
-        Ok(()) => 0,
-        Err(e) => status_of(e),
-    }
-}
-
-type OpFn = unsafe extern "C" fn(
-    *const twofold_engine,
-    *const c_char,
-    usize,
-    *const c_char,
-    usize,
-    *mut *mut c_char,
-    *mut usize,
-) -> twofold_status;
-
-/// An engine over a testkit host; frees the engine before the host.
-struct Fixture {
-    engine: *mut twofold_engine,
-    /// Reached only through the callbacks' `user_data`; must outlive `engine`.
-    _host: Box<TestHost>,
-}
-
-// The engine is documented thread-safe; the testkit host is Sync.
-unsafe impl Send for Fixture {}
-unsafe impl Sync for Fixture {}
+/// An engine over a fresh testkit host, called by operation name with JSON values.
+struct Fixture(CEngine<TestHost>);
 
 impl Fixture {
     fn new(seed: u64) -> Fixture {
-        let host = Box::new(TestHost::new(seed));
-        let table = twofold_host {
-            version: TWOFOLD_HOST_VERSION,
-            user_data: &*host as *const TestHost as *mut c_void,
-            get: Some(get),
-            scan: Some(scan),
-            commit: Some(commit),
-            now_ms: Some(now_ms),
-            fill_random: Some(fill_random),
-        };
         let config = serde_json::to_string(&fast_config()).unwrap();
-        let mut engine = ptr::null_mut();
-        let status = unsafe {
-            twofold_engine_new(config.as_ptr().cast(), config.len(), &table, &mut engine)
-        };
-        assert_eq!(status, 0, "{}", last_error());
-        Fixture {
-            engine,
-            _host: host,
-        }
+        let engine = CEngine::new(Arc::new(TestHost::new(seed)), &config).unwrap();
+        Fixture(engine)
     }
 
     /// Runs an operation through its own export (`twofold_engine_<op>`).
     fn call(&self, op: &str, args: Value) -> Result<Value, (ErrorCode, String)> {
-        let export: OpFn = match op {
-            "create_account" => twofold_engine_create_account,
-            "sign_in" => twofold_engine_sign_in,
-            "sign_in_passkey" => twofold_engine_sign_in_passkey,
-            "sign_in_backup_code" => twofold_engine_sign_in_backup_code,
-            "start_passkey_registration" => twofold_engine_start_passkey_registration,
-            "finish_passkey_registration" => twofold_engine_finish_passkey_registration,
-            "list_passkeys" => twofold_engine_list_passkeys,
-            "rename_passkey" => twofold_engine_rename_passkey,
-            "remove_passkey" => twofold_engine_remove_passkey,
-            "enable_two_factor" => twofold_engine_enable_two_factor,
-            "disable_two_factor" => twofold_engine_disable_two_factor,
-            "regenerate_backup_codes" => twofold_engine_regenerate_backup_codes,
-            "change_password" => twofold_engine_change_password,
-            "reset_password" => twofold_engine_reset_password,
-            "status" => twofold_engine_status,
-            "audit_events" => twofold_engine_audit_events,
-            "audit_anchor" => twofold_engine_audit_anchor,
-            "verify_audit_chain" => twofold_engine_verify_audit_chain,
-            "prune_audit_events" => twofold_engine_prune_audit_events,
-            _ => panic!("no export for {op}"),
-        };
-        self.invoke(&args.to_string(), |ctx, args, out, out_len| unsafe {
-            export(
-                self.engine,
-                ctx.as_ptr().cast(),
-                ctx.len(),
-                args.as_ptr().cast(),
-                args.len(),
-                out,
-                out_len,
-            )
-        })
+        let op = Op::parse(op).unwrap();
+        let text = self.0.call(op, args.to_string().as_bytes())?;
+        Ok(serde_json::from_str(&text).unwrap())
     }
 
     /// Runs an operation by name through `twofold_engine_call`.
     fn call_by_name(&self, op: &str, args: Value) -> Result<Value, (ErrorCode, String)> {
-        self.invoke(&args.to_string(), |ctx, args, out, out_len| unsafe {
-            twofold_engine_call(
-                self.engine,
-                ctx.as_ptr().cast(),
-                ctx.len(),
-                op.as_ptr().cast(),
-                op.len(),
-                args.as_ptr().cast(),
-                args.len(),
-                out,
-                out_len,
-            )
-        })
-    }
-
-    fn invoke(
-        &self,
-        args: &str,
-        f: impl FnOnce(&str, &str, *mut *mut c_char, *mut usize) -> twofold_status,
-    ) -> Result<Value, (ErrorCode, String)> {
-        let ctx = r#"{"ip": "198.51.100.4", "user_agent": "ceremonies.rs"}"#;
-        let mut out: *mut c_char = ptr::null_mut();
-        let mut out_len = 0usize;
-        let status = f(ctx, args, &mut out, &mut out_len);
-        if status != 0 {
-            assert!(out.is_null(), "out written on failure");
-            return Err((ErrorCode::from_number(status).unwrap(), last_error()));
-        }
-        let text = unsafe { CStr::from_ptr(out) }.to_str().unwrap().to_owned();
-        assert_eq!(text.len(), out_len);
-        unsafe { twofold_string_free(out) };
+        let text = self
+            .0
+            .call_by_name(op.as_bytes(), args.to_string().as_bytes())?;
         Ok(serde_json::from_str(&text).unwrap())
     }
 
     fn ok(&self, op: &str, args: Value) -> Value {
         self.call(op, args)
-            .unwrap_or_else(|(status, message)| panic!("{op}: {status:?}: {message}"))
+            .unwrap_or_else(|(code, message)| panic!("{op}: {code}: {message}"))
     }
 
     fn fails(&self, op: &str, args: Value) -> ErrorCode {
         match self.call(op, args) {
             Ok(v) => panic!("{op} succeeded: {v}"),
-            Err((status, _)) => status,
+            Err((code, _)) => code,
         }
     }
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        unsafe { twofold_engine_free(self.engine) };
-    }
-}
-
-fn last_error() -> String {
-    unsafe { CStr::from_ptr(twofold_last_error_message()) }
-        .to_string_lossy()
-        .into_owned()
 }
 
 const PASSWORD: &str = "correct horse battery";
@@ -464,7 +236,7 @@ fn one_backup_code_raced_from_many_threads_signs_in_once() {
                     "sign_in_backup_code",
                     json!({"pending_token": token, "code": code}),
                 )
-                .map_err(|(status, _)| status)
+                .map_err(|(code, _)| code)
             })
         })
         .collect();
@@ -473,5 +245,162 @@ fn one_backup_code_raced_from_many_threads_signs_in_once() {
     assert_eq!(wins, 1, "{results:?}");
     for result in results.iter().filter_map(|r| r.as_ref().err()) {
         assert_eq!(*result, ErrorCode::InvalidBackupCode);
+    }
+}
+
+/// Every operation once, in an order that lets each do its work; through each operation's own
+/// export, or by name through `twofold_engine_call`. Answers and codes, in order.
+fn lifecycle(by_name: bool) -> Vec<String> {
+    let fx = Fixture::new(4);
+    let mut authenticator = Authenticator::new(10);
+    let mut transcript = Vec::new();
+    let mut run = |op: &str, args: Value| -> Value {
+        let answer = if by_name {
+            fx.call_by_name(op, args)
+        } else {
+            fx.call(op, args)
+        };
+        transcript.push(format!("{op}: {answer:?}"));
+        answer.unwrap_or(Value::Null)
+    };
+    let email = "dee@example.com";
+    let user = run(
+        "create_account",
+        json!({"email": email, "password": PASSWORD}),
+    );
+    let user_id = user["user_id"].clone();
+    let confirm = json!({"user_id": user_id, "password": PASSWORD});
+    let started = run(
+        "start_passkey_registration",
+        json!({"user_id": user_id, "name": "Laptop", "password": PASSWORD}),
+    );
+    let credential = authenticator
+        .register(&started["options"], ORIGIN, &Tweaks::default())
+        .unwrap();
+    let registered = run(
+        "finish_passkey_registration",
+        json!({"user_id": user_id, "credential": credential}),
+    );
+    let passkey_id = registered["passkey"]["id"].clone();
+    let sign_in = json!({"email": email, "password": PASSWORD});
+    let step_one = run("sign_in", sign_in.clone());
+    let assertion = authenticator
+        .authenticate(&step_one["options"], ORIGIN, &Tweaks::default())
+        .unwrap();
+    let token = step_one["pending_token"].clone();
+    run(
+        "sign_in_passkey",
+        json!({"pending_token": token, "credential": assertion}),
+    );
+    let step_one = run("sign_in", sign_in);
+    let code = registered["backup_codes"][0].clone();
+    let token = step_one["pending_token"].clone();
+    run(
+        "sign_in_backup_code",
+        json!({"pending_token": token, "code": code}),
+    );
+    run("list_passkeys", json!({"user_id": user_id}));
+    run(
+        "rename_passkey",
+        json!({"user_id": user_id, "passkey_id": passkey_id, "name": "Phone"}),
+    );
+    run("regenerate_backup_codes", confirm.clone());
+    run("disable_two_factor", confirm.clone());
+    run("enable_two_factor", confirm.clone());
+    run(
+        "change_password",
+        json!({"user_id": user_id, "current_password": PASSWORD, "new_password": "a new one!"}),
+    );
+    run(
+        "reset_password",
+        json!({"email": email, "new_password": PASSWORD}),
+    );
+    run(
+        "remove_passkey",
+        json!({"user_id": user_id, "passkey_id": passkey_id, "password": PASSWORD}),
+    );
+    run("status", json!({"user_id": user_id}));
+    run("audit_events", json!({"user_id": user_id, "limit": 5}));
+    let anchor = run("audit_anchor", json!({"user_id": user_id}));
+    run(
+        "verify_audit_chain",
+        json!({"user_id": user_id, "anchor": anchor}),
+    );
+    run(
+        "prune_audit_events",
+        json!({"user_id": user_id, "older_than_days": 1}),
+    );
+    transcript
+}
+
+/// Each export runs its own operation: the whole lifecycle through the nineteen exports and
+/// through `twofold_engine_call` by name gives one transcript, answer for answer (the host is
+/// seeded, so ids, tokens and codes repeat).
+#[test]
+fn e1_every_export_runs_the_operation_it_is_named_after() {
+    let through_exports = lifecycle(false);
+    assert_eq!(through_exports.len(), Op::ALL.len() + 1);
+    for op in Op::ALL {
+        let prefix = format!("{}: ", op.name());
+        assert!(
+            through_exports.iter().any(|line| line.starts_with(&prefix)),
+            "{} is not in the lifecycle",
+            op.name()
+        );
+    }
+    for line in &through_exports {
+        assert!(line.contains(": Ok("), "{line}");
+    }
+    assert_eq!(through_exports, lifecycle(true));
+}
+
+/// D2 through C: at any callback of a writing operation, a host that answers anything but
+/// `TWOFOLD_OK` (a failure, a conflict outside `commit`, a status the contract does not know)
+/// fails it with `storage`, and nothing is written; a refused commit is retried.
+#[test]
+fn d2_any_status_but_ok_from_any_callback_fails_as_storage_with_nothing_written() {
+    use twofold_testsupport::{Callback, Fault, Misbehave};
+    let args = json!({"email": "eve@example.com", "password": PASSWORD}).to_string();
+    let clean = Fixture::new(5);
+    clean.0.call(Op::CreateAccount, args.as_bytes()).unwrap();
+    let log = clean.0.callbacks().log();
+    for kind in [
+        Callback::Get,
+        Callback::Commit,
+        Callback::Now,
+        Callback::Random,
+    ] {
+        assert!(
+            log.contains(&kind),
+            "create_account made no {kind:?}: {log:?}"
+        );
+    }
+    let statuses = [
+        ErrorCode::Storage.number(),
+        ErrorCode::Conflict.number(),
+        ErrorCode::Internal.number(),
+        ErrorCode::InvalidInput.number(),
+        99,
+        -1,
+        i32::MIN,
+    ];
+    for (n, kind) in (1..).zip(&log) {
+        for status in statuses {
+            let fx = Fixture::new(5);
+            let how = Misbehave::Status(status);
+            fx.0.callbacks().set_fault(Fault {
+                how,
+                from: n,
+                once: true,
+            });
+            let answer = fx.0.call(Op::CreateAccount, args.as_bytes());
+            let what = format!("status {status} at callback {n} ({kind:?})");
+            if *kind == Callback::Commit && status == ErrorCode::Conflict.number() {
+                assert!(answer.is_ok(), "{what}: the refused commit was not retried");
+                continue;
+            }
+            assert_eq!(answer.map_err(|e| e.0), Err(ErrorCode::Storage), "{what}");
+            assert!(fx.0.host().storage.snapshot().is_empty(), "{what}: wrote");
+        }
     }
 }

@@ -53,6 +53,17 @@ impl MemoryStorage {
         MemoryStorage::default()
     }
 
+    /// Storage holding `data` (keys, values and versions), e.g. another's
+    /// [`snapshot`](MemoryStorage::snapshot): a world built once, copied for every case.
+    pub fn with_data(data: BTreeMap<String, Versioned>) -> MemoryStorage {
+        MemoryStorage {
+            state: Mutex::new(State {
+                data,
+                ..State::default()
+            }),
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -154,7 +165,14 @@ impl Storage for MemoryStorage {
             barrier.wait();
         }
         let mut s = self.lock();
-        for w in writes {
+        for (i, w) in writes.iter().enumerate() {
+            // The contract lets a store assume this; here a test sees the engine break it.
+            if writes[..i].iter().any(|other| other.key == w.key) {
+                return Err(HostError::Failed(format!(
+                    "the batch names {} twice",
+                    w.key
+                )));
+            }
             let current = s.data.get(&w.key).map(|r| r.version);
             let holds = match w.expect {
                 Expect::Absent => current.is_none(),
@@ -256,8 +274,13 @@ pub struct TestHost {
 impl TestHost {
     /// A fresh host whose randomness comes from `seed`.
     pub fn new(seed: u64) -> TestHost {
+        TestHost::with_data(BTreeMap::new(), seed)
+    }
+
+    /// A host whose storage starts with `data` (see [`MemoryStorage::with_data`]).
+    pub fn with_data(data: BTreeMap<String, Versioned>, seed: u64) -> TestHost {
         TestHost {
-            storage: MemoryStorage::new(),
+            storage: MemoryStorage::with_data(data),
             clock: ManualClock::default(),
             rng: SeededRng::new(seed),
         }
