@@ -1,19 +1,21 @@
 //! The reference driver: the core engine behind the driver protocol (`PROTOCOL.md`), over the
-//! testkit's in-memory host. The runner's `core` target talks to it line by line in process;
-//! `twofold-conformance --driver` serves it on standard input and output, the way every other
-//! host's driver runs.
+//! testkit's in-memory storage, a manual clock and a seeded generator. The runner's `core`
+//! target talks to it line by line in process; `twofold-conformance --driver` serves it on
+//! standard input and output, the way every other host's driver runs. Several drivers can share
+//! one storage, as several server processes share one database.
 
 use std::io::{BufRead, Write};
+use std::sync::{Arc, Mutex};
 
-use serde::Deserialize;
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use twofold_core::api::{self, Op};
-use twofold_core::{Config, Context, Engine, Error};
-use twofold_testkit::{SeededRng, TestHost};
+use twofold_core::api;
+use twofold_core::{Context, Engine, Error};
+use twofold_proto::{EngineError, Entry, Environment, HostError, Storage, Versioned, Write as Put};
+use twofold_testkit::{ManualClock, MemoryStorage, SeededRng};
 
-/// Where `reset` sets the clock: 2026-01-01T00:00:00Z.
-pub const RESET_CLOCK_MS: u64 = 1_767_225_600_000;
+use crate::ops::{self, AdvanceClock, Empty, Kind, RESET_CLOCK_MS, Seed, Seeded, SetClock, TestOp};
 
 /// How the driver's randomness behaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,21 +28,87 @@ pub enum Randomness {
     Unseeded(u64),
 }
 
+/// In-memory storage that several drivers can share; `reset` from any of them empties it for
+/// all.
+#[derive(Clone, Default)]
+pub struct SharedStorage(Arc<Mutex<Arc<MemoryStorage>>>);
+
+impl SharedStorage {
+    fn current(&self) -> Arc<MemoryStorage> {
+        let slot = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        Arc::clone(&slot)
+    }
+
+    fn clear(&self) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Arc::new(MemoryStorage::new());
+    }
+}
+
+/// What the engine calls back: the shared storage, and this driver's own clock and randomness.
+struct DriverHost {
+    storage: SharedStorage,
+    clock: ManualClock,
+    rng: SeededRng,
+}
+
+impl Storage for DriverHost {
+    fn get(&self, key: &str) -> Result<Option<Versioned>, HostError> {
+        self.storage.current().get(key)
+    }
+    fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, HostError> {
+        self.storage.current().scan(prefix, after, limit)
+    }
+    fn commit(&self, writes: &[Put]) -> Result<(), HostError> {
+        self.storage.current().commit(writes)
+    }
+}
+
+impl Environment for DriverHost {
+    fn now_ms(&self) -> Result<u64, HostError> {
+        Ok(self.clock.now_ms())
+    }
+    fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
+        self.rng.fill(buf);
+        Ok(())
+    }
+}
+
 /// The core engine on an in-memory host, answering protocol lines.
 pub struct Driver {
-    host: TestHost,
+    host: DriverHost,
     engine: Engine,
     randomness: Randomness,
 }
 
 impl Driver {
-    /// A driver in the state `reset` leaves.
-    pub fn new(randomness: Randomness) -> Driver {
-        Driver {
-            host: fresh_host(randomness),
-            engine: default_engine(),
+    /// A driver with storage of its own, in the state `reset` leaves.
+    pub fn new(randomness: Randomness) -> Result<Driver, EngineError> {
+        Driver::sharing(randomness, SharedStorage::default())
+    }
+
+    /// A driver over `storage`, which other drivers may share. Storage is kept as it is.
+    pub fn sharing(randomness: Randomness, storage: SharedStorage) -> Result<Driver, EngineError> {
+        let seed = match randomness {
+            Randomness::Seeded => 0,
+            Randomness::Unseeded(seed) => seed,
+        };
+        let clock = ManualClock::default();
+        clock.set_ms(RESET_CLOCK_MS);
+        Ok(Driver {
+            host: DriverHost {
+                storage,
+                clock,
+                rng: SeededRng::new(seed),
+            },
+            engine: default_engine().map_err(EngineError::from)?,
             randomness,
-        }
+        })
     }
 
     /// Answers one request line (without its newline) with one response line (without one).
@@ -49,7 +117,12 @@ impl Driver {
         let id = id.to_string();
         match outcome {
             Ok(result) => format!("{{\"id\":{id},\"ok\":{result}}}"),
-            Err(error) => format!("{{\"id\":{id},\"error\":{}}}", api::error_json(&error)),
+            Err(error) => {
+                let error = serde_json::to_string(&EngineError::from(error)).unwrap_or_else(|_| {
+                    r#"{"code":"internal","message":"the error could not be written"}"#.into()
+                });
+                format!("{{\"id\":{id},\"error\":{error}}}")
+            }
         }
     }
 
@@ -99,98 +172,73 @@ impl Driver {
             None | Some(Value::Null) => Ok(Context::default()),
             Some(value) => api::context_from_json(value.to_string().as_bytes()),
         };
-        let outcome = context.and_then(|ctx| self.dispatch(op, &args, &ctx));
+        let outcome = context.and_then(|ctx| match ops::classify(op) {
+            Some(Kind::Engine(op)) => api::call(
+                &self.engine,
+                &self.host,
+                &ctx,
+                op,
+                args.to_string().as_bytes(),
+            ),
+            Some(Kind::Test(op)) => self.test_op(op, &args),
+            None => Err(invalid(&format!("unknown op {op:?}"))),
+        });
         (id, outcome)
     }
 
-    fn dispatch(&mut self, op: &str, args: &Value, ctx: &Context) -> Result<String, Error> {
-        let args_json = args.to_string();
+    fn test_op(&mut self, op: TestOp, args: &Value) -> Result<String, Error> {
         match op {
-            "reset" => {
-                let NoArgs {} = test_args(args)?;
-                let mut host = fresh_host(self.randomness);
-                if let Randomness::Unseeded(_) = self.randomness {
-                    // Like a CSPRNG, the stream goes on: nothing repeats after a reset.
-                    std::mem::swap(&mut host.rng, &mut self.host.rng);
+            TestOp::Reset => {
+                let Empty {} = test_args(args)?;
+                self.host.storage.clear();
+                self.host.clock.set_ms(RESET_CLOCK_MS);
+                if self.randomness == Randomness::Seeded {
+                    self.host.rng = SeededRng::new(0);
                 }
-                self.host = host;
-                self.engine = default_engine();
-                Ok("{}".into())
+                // Like a CSPRNG, an unseeded stream goes on: nothing repeats after a reset.
+                self.engine = default_engine()?;
+                answer(&Empty {})
             }
-            "configure" => {
-                let config = api::config_from_json(args_json.as_bytes())?;
+            TestOp::Configure => {
+                let config = api::config_from_json(args.to_string().as_bytes())?;
                 self.engine = Engine::new(config)?;
-                Ok("{}".into())
+                answer(&Empty {})
             }
-            "set_clock" => {
+            TestOp::SetClock => {
                 let SetClock { now_ms } = test_args(args)?;
                 self.host.clock.set_ms(now_ms);
-                Ok("{}".into())
+                answer(&Empty {})
             }
-            "advance_clock" => {
+            TestOp::AdvanceClock => {
                 let AdvanceClock { ms } = test_args(args)?;
                 let now = self.host.clock.now_ms().saturating_add(ms);
                 self.host.clock.set_ms(now);
-                Ok("{}".into())
+                answer(&Empty {})
             }
-            "seed" => {
+            TestOp::Seed => {
                 let Seed { seed } = test_args(args)?;
-                match self.randomness {
-                    Randomness::Seeded => {
-                        self.host.rng = SeededRng::new(seed);
-                        Ok(r#"{"seeded":true}"#.into())
-                    }
-                    Randomness::Unseeded(_) => Ok(r#"{"seeded":false}"#.into()),
+                let seeded = self.randomness == Randomness::Seeded;
+                if seeded {
+                    self.host.rng = SeededRng::new(seed);
                 }
+                answer(&Seeded { seeded })
             }
-            name => match Op::parse(name) {
-                Some(op) => api::call(&self.engine, &self.host, ctx, op, args_json.as_bytes()),
-                None => Err(invalid(&format!("unknown op {name:?}"))),
-            },
         }
     }
 }
 
-fn fresh_host(randomness: Randomness) -> TestHost {
-    let mut host = TestHost::new(0);
-    if let Randomness::Unseeded(seed) = randomness {
-        host.rng = SeededRng::new(seed);
-    }
-    host.clock.set_ms(RESET_CLOCK_MS);
-    host
-}
-
-fn default_engine() -> Engine {
-    // The SPEC defaults always validate; a failure here is a bug in the core's defaults.
-    Engine::new(Config::default()).unwrap_or_else(|e| panic!("the default configuration: {e}"))
+fn default_engine() -> Result<Engine, Error> {
+    Engine::new(ops::default_config())
 }
 
 fn invalid(message: &str) -> Error {
     Error::InvalidInput(message.to_owned())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct NoArgs {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SetClock {
-    now_ms: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AdvanceClock {
-    ms: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Seed {
-    seed: u64,
-}
-
 fn test_args<T: DeserializeOwned>(args: &Value) -> Result<T, Error> {
     serde_json::from_value(args.clone()).map_err(|e| invalid(&format!("arguments: {e}")))
+}
+
+fn answer<T: Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| Error::Internal(e.to_string()))
 }

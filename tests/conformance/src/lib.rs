@@ -5,6 +5,8 @@
 //! reference's (the core engine, in process). README.md describes the scenario language.
 
 pub mod driver;
+pub mod fixture;
+pub mod ops;
 pub mod runner;
 pub mod scenario;
 pub mod target;

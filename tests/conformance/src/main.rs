@@ -29,6 +29,9 @@ tests/conformance/targets.toml; transcripts go to target/conformance/<target>/.
   --targets FILE       another targets file
   --scenarios DIR      another scenario directory
   --list               list the scenarios and the rules they cover
+  --print-ops          print PROTOCOL.md's generated tables (operations, their
+                       types, error codes, test-only operations, the default
+                       configuration)
   --driver             serve the reference driver (the core engine) on stdin/stdout;
                        with --unseeded its randomness ignores `reset` and `seed`
 ";
@@ -57,6 +60,7 @@ fn real_main() -> Result<ExitCode, String> {
     let mut targets_file = None;
     let mut scenarios_dir = None;
     let mut list = false;
+    let mut print_ops = false;
     let mut driver = false;
     let mut unseeded = false;
     while let Some(arg) = args.next() {
@@ -84,6 +88,7 @@ fn real_main() -> Result<ExitCode, String> {
             "--targets" => targets_file = Some(PathBuf::from(value("--targets")?)),
             "--scenarios" => scenarios_dir = Some(PathBuf::from(value("--scenarios")?)),
             "--list" => list = true,
+            "--print-ops" => print_ops = true,
             "--driver" => driver = true,
             "--unseeded" => unseeded = true,
             "-h" | "--help" => {
@@ -92,6 +97,11 @@ fn real_main() -> Result<ExitCode, String> {
             }
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
+    }
+
+    if print_ops {
+        print!("{}", twofold_conformance::ops::protocol_tables());
+        return Ok(ExitCode::SUCCESS);
     }
 
     if driver {
@@ -106,6 +116,7 @@ fn real_main() -> Result<ExitCode, String> {
         let stdin = std::io::stdin().lock();
         let stdout = std::io::stdout().lock();
         Driver::new(randomness)
+            .map_err(|e| format!("driver: {e}"))?
             .serve(stdin, stdout)
             .map_err(|e| format!("driver: {e}"))?;
         return Ok(ExitCode::SUCCESS);

@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
-use twofold_core::ErrorCode;
+use twofold_proto::{EngineError, ErrorCode};
 use twofold_testkit::authenticator::{
     Algorithm, AttestationFormat, Authenticator, AuthenticatorError, CounterMode, Tweaks,
 };
 use twofold_testkit::{ORIGIN, RP_ID, fast_config};
 
 use crate::driver::Randomness;
+use crate::fixture::FixtureKind;
+use crate::ops::{self, Kind};
 use crate::scenario::{Action, ContextSpec, Expect, RULES, RawPart, Scenario, Step};
-use crate::target::{Connection, Endpoint, TargetsFile, missing_program};
+use crate::target::{Connection, Endpoint, ProcessSpec, TargetsFile};
 use crate::transcript::{Entry, Transcript, first_difference};
 use crate::values::{Vars, check, resolve, truncate};
 
@@ -29,16 +31,12 @@ fn default_context() -> Value {
 }
 
 /// The configuration every scenario starts with, before its own `config` members: the
-/// testkit's cheap argon2 parameters and the test relying party.
+/// testkit's (the test relying party, its audit key, cheap argon2 parameters), as JSON.
 pub fn standard_config() -> Map<String, Value> {
-    let c = fast_config();
-    let mut m = Map::new();
-    m.insert("rp_id".into(), json!(c.rp_id));
-    m.insert("rp_name".into(), json!(c.rp_name));
-    m.insert("origins".into(), json!(c.origins));
-    m.insert("password_hash".into(), json!(c.password_hash));
-    m.insert("backup_code_hash".into(), json!(c.backup_code_hash));
-    m
+    match serde_json::to_value(fast_config()) {
+        Ok(Value::Object(m)) => m,
+        _ => Map::new(),
+    }
 }
 
 /// Which targets must be available.
@@ -68,10 +66,11 @@ impl Require {
         }
     }
 
-    fn wants(&self, name: &str) -> bool {
+    /// Whether target `name` must be available; `all` leaves optional targets out.
+    fn wants(&self, name: &str, optional: bool) -> bool {
         match self {
             Require::Nothing => false,
-            Require::All => true,
+            Require::All => !optional,
             Require::Names(names) => names.iter().any(|n| n == name),
         }
     }
@@ -162,6 +161,8 @@ pub enum Outcome {
     Skipped(String),
     /// Required but not available.
     Missing(String),
+    /// Could not be set up (its output directory, its fixture).
+    Broken(String),
 }
 
 /// The result of a run.
@@ -179,7 +180,7 @@ impl Report {
         self.targets.iter().all(|(_, o)| match o {
             Outcome::Ran { failed, .. } => failed.is_empty(),
             Outcome::Skipped(_) => true,
-            Outcome::Missing(_) => false,
+            Outcome::Missing(_) | Outcome::Broken(_) => false,
         })
     }
 
@@ -227,6 +228,7 @@ impl Report {
                 Outcome::Missing(why) => {
                     format!("conformance {name}: 0 passed, 1 failed, required but {why}")
                 }
+                Outcome::Broken(why) => format!("conformance {name}: 0 passed, 1 failed, {why}"),
             };
             out.push_str(&line);
             out.push('\n');
@@ -269,22 +271,24 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     let targets = resolve_targets(opts)?;
     let mut outcomes: Vec<(String, Option<Outcome>)> = Vec::new();
     let mut runnable: Vec<(usize, String, Endpoint)> = Vec::new();
-    for (name, endpoint) in targets {
-        let selected = opts.only_targets.is_empty()
+    for Resolved {
+        name,
+        endpoint,
+        optional,
+    } in targets
+    {
+        let named_required = matches!(&opts.require, Require::Names(n) if n.contains(&name));
+        let selected = outcomes.is_empty()
             || opts.only_targets.contains(&name)
-            || outcomes.is_empty();
+            || (opts.only_targets.is_empty() && (!optional || named_required));
         if !selected {
             continue;
         }
-        let unavailable = match &endpoint {
-            Endpoint::Process { command, cwd, .. } => missing_program(command, cwd).map(|p| {
-                let build = build_hint(opts, &name);
-                format!("{} not found{build}", p.display())
-            }),
-            Endpoint::InProcess(_) => None,
-        };
+        let unavailable = endpoint
+            .unavailable()
+            .map(|why| format!("{why}{}", build_hint(opts, &name)));
         match unavailable {
-            Some(why) if opts.require.wants(&name) => {
+            Some(why) if opts.require.wants(&name, optional) => {
                 outcomes.push((name, Some(Outcome::Missing(why))));
             }
             Some(why) => outcomes.push((name, Some(Outcome::Skipped(why)))),
@@ -354,8 +358,16 @@ fn build_hint(opts: &Options, name: &str) -> String {
         .unwrap_or_default()
 }
 
+/// A target ready to run.
+struct Resolved {
+    name: String,
+    endpoint: Endpoint,
+    /// Runs only when named.
+    optional: bool,
+}
+
 /// The targets of the file (with overrides) and the extra ones, in order.
-fn resolve_targets(opts: &Options) -> Result<Vec<(String, Endpoint)>, String> {
+fn resolve_targets(opts: &Options) -> Result<Vec<Resolved>, String> {
     let file = TargetsFile::load(&opts.targets_file)?;
     let target_dir = opts.target_dir();
     let mut targets = Vec::new();
@@ -375,28 +387,43 @@ fn resolve_targets(opts: &Options) -> Result<Vec<(String, Endpoint)>, String> {
                     .ok()
                     .map(|c| c.split_whitespace().map(str::to_owned).collect())
             });
+        let instances = t.instances.unwrap_or(1);
+        let fixture = t.fixture.as_deref().map(FixtureKind::parse).transpose()?;
         let endpoint = match (overridden.or(t.command), t.builtin.as_deref()) {
-            (Some(command), _) => Endpoint::Process {
+            (Some(command), _) => Endpoint::Process(ProcessSpec {
                 command: command
                     .iter()
                     .map(|part| part.replace("{target_dir}", &target_dir.to_string_lossy()))
                     .collect(),
                 env: t.env.into_iter().collect(),
                 cwd: opts.root.clone(),
-                stderr_log: opts.out_dir.join(&t.name).join("driver-stderr.log"),
+                out_dir: opts.out_dir.join(&t.name),
                 timeout: opts.timeout,
                 startup_timeout: opts.startup_timeout.max(opts.timeout),
+                instances,
+                fixture,
+            }),
+            (None, Some("core")) => Endpoint::InProcess {
+                randomness: Randomness::Seeded,
+                instances,
             },
-            (None, Some("core")) => Endpoint::InProcess(Randomness::Seeded),
             _ => return Err(format!("target {:?} has nothing to run", t.name)),
         };
-        targets.push((t.name, endpoint));
+        targets.push(Resolved {
+            name: t.name,
+            endpoint,
+            optional: t.optional,
+        });
     }
     for (name, endpoint) in &opts.extra_targets {
-        if targets.iter().any(|(n, _)| n == name) {
+        if targets.iter().any(|t| t.name == *name) {
             return Err(format!("two targets are named {name:?}"));
         }
-        targets.push((name.clone(), endpoint.clone()));
+        targets.push(Resolved {
+            name: name.clone(),
+            endpoint: endpoint.clone(),
+            optional: false,
+        });
     }
     Ok(targets)
 }
@@ -416,13 +443,21 @@ fn run_target(
     let mut failed = Vec::new();
     if let Err(e) = std::fs::create_dir_all(&dir) {
         let why = format!("cannot create {}: {e}", dir.display());
-        return (Outcome::Missing(why), transcripts);
+        return (Outcome::Broken(why), transcripts);
     }
+    // Declared before the connection, so the drivers stop before what they share is torn down.
+    let session = match endpoint.start() {
+        Ok(session) => session,
+        Err(e) => {
+            let why = format!("cannot set the target up: {e}");
+            return (Outcome::Broken(why), transcripts);
+        }
+    };
     let mut connection: Option<Box<dyn Connection>> = None;
     for scenario in scenarios {
         let conn = match &mut connection {
             Some(c) => c,
-            slot => match endpoint.connect() {
+            slot => match session.connect() {
                 Ok(c) => slot.insert(c),
                 Err(e) => {
                     failed.push((scenario.name.clone(), e));
@@ -477,6 +512,8 @@ struct Play<'a> {
     authenticators: BTreeMap<String, Authenticator>,
     next_id: u64,
     transcript: Transcript,
+    /// The op of each request id sent, so each answer is checked against its type.
+    sent_ops: HashMap<u64, String>,
     /// The connection can no longer be trusted (I/O failed, an answer went missing).
     broken: bool,
 }
@@ -490,6 +527,10 @@ impl<'a> Play<'a> {
             ("password", json!(PASSWORD)),
             ("origin", json!(ORIGIN)),
             ("rp_id", json!(RP_ID)),
+            (
+                "audit_keys",
+                standard_config().remove("audit_keys").unwrap_or_default(),
+            ),
         ]);
         let header = vec![
             format!("scenario {}", scenario.name),
@@ -506,6 +547,7 @@ impl<'a> Play<'a> {
                 header,
                 entries: Vec::new(),
             },
+            sent_ops: HashMap::new(),
             broken: false,
         }
     }
@@ -568,6 +610,14 @@ impl<'a> Play<'a> {
                     }
                 }
                 self.transcript.entries.push(Entry::Raw(line.clone()));
+                if let Ok(Value::Object(request)) = serde_json::from_slice(&line)
+                    && let (Some(id), Some(op)) = (
+                        request.get("id").and_then(Value::as_u64),
+                        request.get("op").and_then(Value::as_str),
+                    )
+                {
+                    self.sent_ops.insert(id, op.to_owned());
+                }
                 self.send(&line)?;
                 let response = self.receive(step.compare)?;
                 self.expect(&response, &step.expect)?
@@ -612,7 +662,7 @@ impl<'a> Play<'a> {
         Ok(match spec {
             ContextSpec::Omit => None,
             ContextSpec::Given(v) => Some(resolve(v, &self.vars)?),
-            ContextSpec::Default if crate::scenario::TEST_OPS.contains(&op) => None,
+            ContextSpec::Default if matches!(ops::classify(op), Some(Kind::Test(_))) => None,
             ContextSpec::Default => Some(default_context()),
         })
     }
@@ -659,6 +709,7 @@ impl<'a> Play<'a> {
             request.insert("context".into(), context);
         }
         let request = Value::Object(request);
+        self.sent_ops.insert(id, op.to_owned());
         self.transcript
             .entries
             .push(Entry::Request(request.clone()));
@@ -690,6 +741,13 @@ impl<'a> Play<'a> {
     /// answers its `ok` member.
     fn expect(&self, response: &Value, expect: &Expect) -> StepResult<Option<Value>> {
         well_formed(response)?;
+        let op = response
+            .get("id")
+            .and_then(Value::as_u64)
+            .and_then(|id| self.sent_ops.get(&id));
+        if let (Some(op), Some(ok)) = (op, response.get("ok")) {
+            ops::check_answer(op, ok)?;
+        }
         let id_matcher = match expect {
             Expect::Ok { id, .. } | Expect::Error { id, .. } => id.as_ref(),
             _ => None,
@@ -1073,8 +1131,8 @@ impl<'a> Play<'a> {
     }
 }
 
-/// A response as PROTOCOL.md shapes it: `id`, and `ok` (an object) or `error` (`code`, one of
-/// the SPEC codes, `message`, and `retry_after_secs` exactly for `rate_limited`).
+/// A response as PROTOCOL.md shapes it: `id`, and `ok` (an object) or `error` (an
+/// `EngineError`: `code`, `message`, and `retry_after_secs` exactly for `rate_limited`).
 fn well_formed(response: &Value) -> StepResult {
     let map = response
         .as_object()
@@ -1093,34 +1151,16 @@ fn well_formed(response: &Value) -> StepResult {
     match keys.as_slice() {
         ["id", "ok"] if map["ok"].is_object() => Ok(()),
         ["error", "id"] => {
-            let error = map["error"]
-                .as_object()
-                .ok_or_else(|| format!("error is an object: {}", brief(response)))?;
-            let code = error.get("code").and_then(Value::as_str).unwrap_or("");
-            if ErrorCode::parse(code).is_none() {
-                return Err(format!(
-                    "{code:?} is not a SPEC error code: {}",
-                    brief(response)
-                ));
-            }
-            if !error.get("message").is_some_and(Value::is_string) {
-                return Err(format!("an error has a message: {}", brief(response)));
-            }
-            let retry = error.get("retry_after_secs");
-            let wants_retry = code == "rate_limited";
-            if retry.is_some_and(|r| !r.is_u64()) || retry.is_some() != wants_retry {
+            let error: EngineError = serde_json::from_value(map["error"].clone())
+                .map_err(|e| format!("error is not an engine error ({e}): {}", brief(response)))?;
+            ops::check_error(&map["error"])?;
+            if error.retry_after_secs.is_some() != (error.code == ErrorCode::RateLimited) {
                 return Err(format!(
                     "retry_after_secs is a number on rate_limited and on nothing else: {}",
                     brief(response)
                 ));
             }
-            match error
-                .keys()
-                .find(|k| !["code", "message", "retry_after_secs"].contains(&k.as_str()))
-            {
-                Some(extra) => Err(format!("unexpected error member {extra:?}")),
-                None => Ok(()),
-            }
+            Ok(())
         }
         _ => Err(format!(
             "a response has id and exactly one of ok (an object) or error: {}",

@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
-use twofold_core::api::Op;
 
 /// Every rule ID of SPEC.md.
 pub const RULES: &[&str] = &[
@@ -12,9 +11,6 @@ pub const RULES: &[&str] = &[
     "T1", "T2", "T3", "B1", "B2", "B3", "B4", "B5", "B6", "L1", "L2", "L3", "L4", "D1", "D2", "D3",
     "E1",
 ];
-
-/// The operations only drivers offer.
-pub const TEST_OPS: &[&str] = &["reset", "configure", "set_clock", "advance_clock", "seed"];
 
 /// A parsed scenario.
 #[derive(Clone, Debug)]
@@ -182,7 +178,7 @@ impl Expect {
 
 /// Whether `name` is an operation a request may name.
 pub fn is_op(name: &str) -> bool {
-    TEST_OPS.contains(&name) || Op::parse(name).is_some()
+    crate::ops::classify(name).is_some()
 }
 
 const MODIFIERS: &[&str] = &["expect", "save", "repeat", "context", "compare", "note"];

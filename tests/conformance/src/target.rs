@@ -1,6 +1,7 @@
 //! Targets: the hosts under test, as configured in `targets.toml`, and the line connections
 //! the runner speaks the driver protocol over (in process for the reference, a child's
-//! standard input and output for every other host).
+//! standard input and output for every other host, and several drivers behind one connection
+//! for a target of several instances).
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -11,8 +12,11 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::time::Duration;
 
 use serde::Deserialize;
+use serde_json::{Value, json};
 
-use crate::driver::{Driver, Randomness};
+use crate::driver::{Driver, Randomness, SharedStorage};
+use crate::fixture::{Fixture, FixtureKind};
+use crate::ops::{self, Kind, TestOp};
 
 /// `targets.toml`.
 #[derive(Debug, Deserialize)]
@@ -31,8 +35,9 @@ pub struct TargetConfig {
     /// `"core"`: the in-process reference driver.
     #[serde(default)]
     pub builtin: Option<String>,
-    /// The driver command, run from the workspace root; `{target_dir}` is cargo's target
-    /// directory.
+    /// The driver command, run from the workspace root. Placeholders: `{target_dir}` (cargo's
+    /// target directory), `{scratch_dir}` (an empty directory for this run of the target, shared
+    /// by its instances), and what the fixture provides (`{postgres_url}`).
     #[serde(default)]
     pub command: Option<Vec<String>>,
     /// Extra environment for the command.
@@ -41,6 +46,17 @@ pub struct TargetConfig {
     /// How to build the host, shown when its command is missing.
     #[serde(default)]
     pub build: Option<String>,
+    /// How many drivers run side by side (default 1). Engine requests go to them in turn,
+    /// racing ones included; test-only operations go to all (PROTOCOL.md, "Several instances").
+    #[serde(default)]
+    pub instances: Option<usize>,
+    /// What the instances share for the run: `"postgres"`, a fresh PostgreSQL server whose URL
+    /// is `{postgres_url}`. The builtin core's instances share their in-memory storage.
+    #[serde(default)]
+    pub fixture: Option<String>,
+    /// Runs only when named (`--target`, `--require`); `--require-all` leaves it out.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 impl TargetsFile {
@@ -54,14 +70,24 @@ impl TargetsFile {
             return Err(format!("{}: no [[target]]", path.display()));
         }
         for t in &file.target {
+            let fail = |why: &str| format!("{}: target {:?} {why}", path.display(), t.name);
             match (&t.builtin, &t.command) {
                 (Some(b), None) if b == "core" => {}
                 (None, Some(cmd)) if !cmd.is_empty() => {}
                 _ => {
-                    return Err(format!(
-                        "{}: target {:?} needs either builtin = \"core\" or a non-empty command",
-                        path.display(),
-                        t.name
+                    return Err(fail(
+                        "needs either builtin = \"core\" or a non-empty command",
+                    ));
+                }
+            }
+            if t.instances == Some(0) {
+                return Err(fail("needs at least one instance"));
+            }
+            if let Some(f) = &t.fixture {
+                FixtureKind::parse(f).map_err(|e| fail(&e))?;
+                if t.builtin.is_some() {
+                    return Err(fail(
+                        "is builtin: its instances share memory, it takes no fixture",
                     ));
                 }
             }
@@ -73,46 +99,167 @@ impl TargetsFile {
 /// How to reach one target.
 #[derive(Clone, Debug)]
 pub enum Endpoint {
-    /// The reference driver, in this process.
-    InProcess(Randomness),
-    /// A driver process.
-    Process {
-        /// Program and arguments, resolved.
-        command: Vec<String>,
-        /// Extra environment.
-        env: Vec<(String, String)>,
-        /// Working directory (the workspace root).
-        cwd: PathBuf,
-        /// Where the child's standard error goes.
-        stderr_log: PathBuf,
-        /// How long to wait for one response.
-        timeout: Duration,
-        /// How long to wait for the first response (a wasmtime host compiling its component
-        /// without a cache takes a minute in a debug build).
-        startup_timeout: Duration,
+    /// The reference driver, in this process; several instances share one in-memory storage.
+    InProcess {
+        /// Seeded like a host that can, or not.
+        randomness: Randomness,
+        /// How many drivers.
+        instances: usize,
     },
+    /// Driver processes.
+    Process(ProcessSpec),
+}
+
+/// Driver processes of one target.
+#[derive(Clone, Debug)]
+pub struct ProcessSpec {
+    /// Program and arguments, `{target_dir}` resolved.
+    pub command: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory (the workspace root).
+    pub cwd: PathBuf,
+    /// The target's output directory: standard error logs (`driver-stderr.log`, or
+    /// `driver-stderr-N.log` per instance), fixture logs and the scratch directory.
+    pub out_dir: PathBuf,
+    /// How long to wait for one response.
+    pub timeout: Duration,
+    /// How long to wait for the first response (a wasmtime host compiling its component
+    /// without a cache takes a minute in a debug build).
+    pub startup_timeout: Duration,
+    /// How many processes.
+    pub instances: usize,
+    /// What they share.
+    pub fixture: Option<FixtureKind>,
 }
 
 impl Endpoint {
-    /// Opens a fresh connection.
-    pub fn connect(&self) -> Result<Box<dyn Connection>, String> {
+    /// The reference driver, one instance.
+    pub fn core(randomness: Randomness) -> Endpoint {
+        Endpoint::InProcess {
+            randomness,
+            instances: 1,
+        }
+    }
+
+    /// Why the target cannot run here (its program or its fixture is missing), if it cannot.
+    pub fn unavailable(&self) -> Option<String> {
         match self {
-            Endpoint::InProcess(randomness) => Ok(Box::new(InProcess {
-                driver: Driver::new(*randomness),
-                queue: VecDeque::new(),
-            })),
-            Endpoint::Process {
-                command,
-                env,
-                cwd,
-                stderr_log,
-                timeout,
-                startup_timeout,
-            } => {
-                ProcessConnection::spawn(command, env, cwd, stderr_log, *timeout, *startup_timeout)
-                    .map(|c| Box::new(c) as Box<dyn Connection>)
+            Endpoint::InProcess { .. } => None,
+            Endpoint::Process(spec) => missing_program(&spec.command, &spec.cwd)
+                .map(|p| format!("{} not found", p.display()))
+                .or_else(|| spec.fixture.and_then(FixtureKind::unavailable)),
+        }
+    }
+
+    /// Sets up what the target's drivers share for one run (the fixture, the scratch
+    /// directory); connections are made from the answer.
+    pub fn start(&self) -> Result<Session, String> {
+        match self {
+            Endpoint::InProcess {
+                randomness,
+                instances,
+            } => Ok(Session::InProcess {
+                randomness: *randomness,
+                instances: *instances,
+            }),
+            Endpoint::Process(spec) => {
+                let scratch = spec.out_dir.join("scratch");
+                if scratch.exists() {
+                    std::fs::remove_dir_all(&scratch)
+                        .map_err(|e| format!("cannot empty {}: {e}", scratch.display()))?;
+                }
+                std::fs::create_dir_all(&scratch)
+                    .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+                let fixture = match spec.fixture {
+                    Some(kind) => Some(kind.start(&spec.out_dir)?),
+                    None => None,
+                };
+                let mut substitutions =
+                    vec![("{scratch_dir}".to_owned(), scratch.display().to_string())];
+                if let Some(f) = &fixture {
+                    substitutions.extend(f.substitutions.iter().cloned());
+                }
+                let command = spec
+                    .command
+                    .iter()
+                    .map(|part| {
+                        substitutions
+                            .iter()
+                            .fold(part.clone(), |part, (from, to)| part.replace(from, to))
+                    })
+                    .collect();
+                Ok(Session::Processes {
+                    spec: Box::new(spec.clone()),
+                    command,
+                    _fixture: fixture,
+                })
             }
         }
+    }
+}
+
+/// A target set up for a run: what its connections share lives as long as this does.
+pub enum Session {
+    /// In-process drivers.
+    InProcess {
+        /// Their randomness.
+        randomness: Randomness,
+        /// How many.
+        instances: usize,
+    },
+    /// Driver processes.
+    Processes {
+        /// The target.
+        spec: Box<ProcessSpec>,
+        /// The command with every placeholder resolved.
+        command: Vec<String>,
+        /// Torn down when the session ends.
+        _fixture: Option<Fixture>,
+    },
+}
+
+impl Session {
+    /// Opens a fresh connection: one driver, or several behind one line interface.
+    pub fn connect(&self) -> Result<Box<dyn Connection>, String> {
+        let mut connections: Vec<Box<dyn Connection>> = Vec::new();
+        match self {
+            Session::InProcess {
+                randomness,
+                instances,
+            } => {
+                let storage = SharedStorage::default();
+                for _ in 0..*instances {
+                    let driver = Driver::sharing(*randomness, storage.clone())
+                        .map_err(|e| format!("the reference driver: {e}"))?;
+                    connections.push(Box::new(InProcess {
+                        driver,
+                        queue: VecDeque::new(),
+                    }));
+                }
+            }
+            Session::Processes { spec, command, .. } => {
+                for i in 0..spec.instances {
+                    let log = if spec.instances == 1 {
+                        "driver-stderr.log".to_owned()
+                    } else {
+                        format!("driver-stderr-{}.log", i + 1)
+                    };
+                    connections.push(Box::new(ProcessConnection::spawn(
+                        command,
+                        &spec.env,
+                        &spec.cwd,
+                        &spec.out_dir.join(log),
+                        spec.timeout,
+                        spec.startup_timeout,
+                    )?));
+                }
+            }
+        }
+        if connections.len() == 1 {
+            return connections.pop().ok_or_else(|| "no driver".into());
+        }
+        Ok(Box::new(Spread::new(connections)))
     }
 }
 
@@ -278,5 +425,153 @@ impl Drop for ProcessConnection {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Several drivers behind one connection, as several server processes behind a load balancer:
+/// engine requests go to them in turn (pipelined ones too, so a race step is a race between
+/// processes), and test-only operations go to all of them, so their clocks and configurations
+/// move together. Each instance answers its own requests in order, so answers come back in
+/// request order.
+struct Spread {
+    drivers: Vec<Box<dyn Connection>>,
+    /// The instance the next engine request goes to.
+    next: usize,
+    /// Per request sent and not yet answered: who answers it.
+    pending: VecDeque<Pending>,
+}
+
+enum Pending {
+    /// One instance.
+    One(usize),
+    /// Every instance; with `reseeded`, instances after the first also answer the `seed` that
+    /// followed a `reset`.
+    All { reseeded: bool },
+}
+
+/// The id of the `seed` requests the connection adds after a `reset`; the runner's own ids
+/// count up from 1 and never get near it.
+const SPREAD_SEED_ID: u64 = (1 << 53) - 1;
+
+impl Spread {
+    fn new(drivers: Vec<Box<dyn Connection>>) -> Spread {
+        Spread {
+            drivers,
+            next: 0,
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// A seeded host hands out the same values as every other instance seeded alike, and ids
+    /// made in two processes would collide in the one storage they share: every instance but
+    /// the first gets a seed of its own, derived from the one asked for.
+    fn instance_seed(seed: u64, instance: usize) -> u64 {
+        let mask = (1u64 << 53) - 1;
+        seed.wrapping_add(0x9E37_79B9_u64.wrapping_mul(instance as u64)) & mask
+    }
+}
+
+impl Connection for Spread {
+    fn send(&mut self, line: &[u8]) -> Result<(), String> {
+        let request: Option<Value> = serde_json::from_slice(line).ok();
+        let test_op = request
+            .as_ref()
+            .and_then(|r| r.get("op"))
+            .and_then(Value::as_str)
+            .and_then(ops::classify)
+            .and_then(|kind| match kind {
+                Kind::Test(op) => Some(op),
+                Kind::Engine(_) => None,
+            });
+        let Some(test_op) = test_op else {
+            let instance = self.next;
+            self.next = (self.next + 1) % self.drivers.len();
+            self.drivers[instance].send(line)?;
+            self.pending.push_back(Pending::One(instance));
+            return Ok(());
+        };
+        let asked_seed = request
+            .as_ref()
+            .and_then(|r| r.pointer("/args/seed"))
+            .and_then(Value::as_u64);
+        for (i, driver) in self.drivers.iter_mut().enumerate() {
+            match (test_op, asked_seed) {
+                (TestOp::Seed, Some(seed)) if i > 0 => {
+                    let mut own = request.clone().unwrap_or(Value::Null);
+                    if let Some(args) = own.get_mut("args") {
+                        *args = json!({"seed": Spread::instance_seed(seed, i)});
+                    }
+                    driver.send(own.to_string().as_bytes())?;
+                }
+                _ => driver.send(line)?,
+            }
+            if test_op == TestOp::Reset && i > 0 {
+                let seed = json!({"id": SPREAD_SEED_ID, "op": "seed",
+                                  "args": {"seed": Spread::instance_seed(0, i)}});
+                driver.send(seed.to_string().as_bytes())?;
+            }
+        }
+        self.pending.push_back(Pending::All {
+            reseeded: test_op == TestOp::Reset,
+        });
+        Ok(())
+    }
+
+    fn recv(&mut self) -> Result<Vec<u8>, String> {
+        match self
+            .pending
+            .pop_front()
+            .ok_or("no request is waiting for a response")?
+        {
+            Pending::One(instance) => self.drivers[instance]
+                .recv()
+                .map_err(|e| format!("instance {}: {e}", instance + 1)),
+            Pending::All { reseeded } => {
+                let mut answers = Vec::new();
+                for (i, driver) in self.drivers.iter_mut().enumerate() {
+                    let answer = driver
+                        .recv()
+                        .map_err(|e| format!("instance {}: {e}", i + 1))?;
+                    if reseeded && i > 0 {
+                        let seeded = driver
+                            .recv()
+                            .map_err(|e| format!("instance {}: {e}", i + 1))?;
+                        let seeded: Value = serde_json::from_slice(&seeded).unwrap_or_default();
+                        if seeded.get("ok").is_none() {
+                            return Err(format!(
+                                "instance {} refused the seed that follows a reset: {seeded}",
+                                i + 1
+                            ));
+                        }
+                    }
+                    answers.push(answer);
+                }
+                // Test-only operations must fare alike everywhere (messages aside), or the
+                // instances no longer share one clock and one configuration.
+                let gist = |line: &[u8]| -> Value {
+                    let mut v: Value = serde_json::from_slice(line).unwrap_or_default();
+                    if let Some(message) = v.pointer_mut("/error/message") {
+                        *message = Value::Null;
+                    }
+                    v
+                };
+                let first = gist(&answers[0]);
+                if let Some((i, other)) = answers
+                    .iter()
+                    .enumerate()
+                    .skip(1)
+                    .find(|(_, a)| gist(a) != first)
+                {
+                    return Err(format!(
+                        "the instances answered a test-only operation differently: instance 1 \
+                         {}, instance {} {}",
+                        String::from_utf8_lossy(&answers[0]),
+                        i + 1,
+                        String::from_utf8_lossy(other)
+                    ));
+                }
+                Ok(answers.swap_remove(0))
+            }
+        }
     }
 }

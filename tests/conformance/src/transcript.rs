@@ -1,7 +1,7 @@
 //! Transcripts: what a scenario sent to a target and what came back, with every value that a
-//! host may choose at random (user ids, tokens, challenges, codes, hashes, signatures) replaced
-//! by a placeholder numbered in order of first appearance, such as `<user_id#1>` or
-//! `<code#3>`. Two hosts that behave alike produce the same text whatever their randomness;
+//! host may choose at random (user ids, tokens, challenges, codes, MACs, state digests,
+//! signatures) replaced by a placeholder numbered in order of first appearance, such as
+//! `<user_id#1>` or `<code#3>`. Two hosts that behave alike produce the same text whatever their randomness;
 //! a value that reappears keeps its placeholder, so "the token from step 5 was sent back" stays
 //! visible. Times become offsets from the clock `reset` sets (`<T0+300s>`). Numbering starts
 //! again at every `reset`, so a scenario must not carry values across one.
@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use crate::driver::RESET_CLOCK_MS;
+use crate::ops::RESET_CLOCK_MS;
 use crate::values::{is_backup_code, is_base64url, truncate};
 
 /// One line of a transcript, before normalisation.
@@ -100,7 +100,11 @@ fn kind_of(key: &str, parent: &str, s: &str) -> Option<&'static str> {
         "user_id" => "user_id",
         "pending_token" => "token",
         "challenge" => "challenge",
-        "hash" | "prev_hash" => "hash",
+        "device_token" => "device_token",
+        "mac" | "prev_mac" => "mac",
+        "state" => "state",
+        // The test audit key is a fixed value every driver is configured with.
+        "secret" => return None,
         "passkey_id" | "rawId" | "credential_id" => "credential_id",
         "userHandle" => "user_handle",
         "id" if parent == "user" => "user_handle",

@@ -6,8 +6,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use twofold_conformance::driver::Randomness;
+use twofold_conformance::fixture::FixtureKind;
+use twofold_conformance::ops;
 use twofold_conformance::runner::{self, Options, Outcome, Report, Require};
-use twofold_conformance::target::Endpoint;
+use twofold_conformance::target::{Endpoint, ProcessSpec};
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -24,14 +27,25 @@ fn options(name: &str) -> Options {
 }
 
 fn process(command: &[&str], opts: &Options, name: &str, timeout: Duration) -> Endpoint {
-    std::fs::create_dir_all(opts.out_dir.join(name)).unwrap();
-    Endpoint::Process {
+    Endpoint::Process(ProcessSpec {
         command: command.iter().map(|s| s.to_string()).collect(),
         env: Vec::new(),
         cwd: root(),
-        stderr_log: opts.out_dir.join(name).join("driver-stderr.log"),
+        out_dir: opts.out_dir.join(name),
         timeout,
         startup_timeout: timeout,
+        instances: 1,
+        fixture: None,
+    })
+}
+
+fn ran(report: &Report, name: &str) -> usize {
+    match outcome(report, name) {
+        Outcome::Ran { passed, failed, .. } => {
+            assert!(failed.is_empty(), "{name}: {}", report.render());
+            *passed
+        }
+        other => panic!("{name}: {other:?}\n{}", report.render()),
     }
 }
 
@@ -138,4 +152,130 @@ fn a_host_that_answers_wrongly_or_not_at_all_fails() {
         text.contains("conformance core: 2 passed, 0 failed"),
         "{text}"
     );
+}
+
+#[test]
+fn three_core_instances_sharing_one_storage_write_the_reference_transcripts() {
+    let mut opts = options("core-x3");
+    let endpoint = Endpoint::InProcess {
+        randomness: Randomness::Seeded,
+        instances: 3,
+    };
+    opts.extra_targets.push(("core-x3".into(), endpoint));
+    opts.only_targets.push("core-x3".into());
+    let report = runner::run(&opts).unwrap();
+    assert!(report.success(), "{}", report.render());
+    assert_eq!(ran(&report, "core-x3"), ran(&report, "core"));
+}
+
+#[test]
+fn the_postgres_fixture_hands_its_instances_a_database_they_can_reach() {
+    assert_eq!(
+        FixtureKind::Postgres.unavailable(),
+        None,
+        "the conformance suite's PostgreSQL targets need PostgreSQL: run tests/setup.sh"
+    );
+    let mut opts = options("postgres-fixture");
+    opts.filter = vec!["s1_".into()];
+    let exe = env!("CARGO_BIN_EXE_twofold-conformance");
+    // Each instance proves it can reach the database before it serves the protocol. The core
+    // driver keeps its own storage, so one instance is all this can check; the instances
+    // of a real target share the database.
+    let script =
+        format!("psql --no-psqlrc -q -c 'select 1' '{{postgres_url}}' >&2 && exec {exe} --driver");
+    let mut endpoint = process(&["sh", "-c", &script], &opts, "pg", Duration::from_secs(60));
+    if let Endpoint::Process(spec) = &mut endpoint {
+        spec.fixture = Some(FixtureKind::Postgres);
+    }
+    opts.extra_targets.push(("pg".into(), endpoint));
+    opts.only_targets.push("pg".into());
+    let report = runner::run(&opts).unwrap();
+    assert!(report.success(), "{}", report.render());
+    assert_eq!(ran(&report, "pg"), 1);
+    let log = std::fs::read_to_string(opts.out_dir.join("pg/postgres.log")).unwrap();
+    assert!(log.contains("database system is ready"), "{log}");
+}
+
+#[test]
+fn optional_and_multi_instance_targets_are_read_from_the_targets_file() {
+    let mut opts = options("targets-file");
+    opts.only_targets.clear();
+    opts.filter = vec!["s1_".into()];
+    let file = opts.out_dir.join("targets.toml");
+    std::fs::create_dir_all(&opts.out_dir).unwrap();
+    std::fs::write(
+        &file,
+        r#"
+[[target]]
+name = "core"
+builtin = "core"
+
+[[target]]
+name = "core-x2"
+builtin = "core"
+instances = 2
+
+[[target]]
+name = "later"
+command = ["hosts/nowhere/twofold-later", "--driver", "--db", "{postgres_url}"]
+instances = 3
+fixture = "postgres"
+optional = true
+"#,
+    )
+    .unwrap();
+    opts.targets_file = file.clone();
+
+    // An optional target runs only when named; --require-all leaves it out.
+    opts.require = Require::All;
+    let report = runner::run(&opts).unwrap();
+    assert!(report.success(), "{}", report.render());
+    assert_eq!(ran(&report, "core-x2"), 1);
+    assert!(!report.targets.iter().any(|(n, _)| n == "later"));
+
+    opts.require = Require::parse("later");
+    let report = runner::run(&opts).unwrap();
+    assert!(!report.success());
+    assert!(
+        matches!(outcome(&report, "later"), Outcome::Missing(why) if why.contains("not found"))
+    );
+
+    std::fs::write(
+        &file,
+        "[[target]]\nname = \"x\"\ncommand = [\"a\"]\nfixture = \"mysql\"\n",
+    )
+    .unwrap();
+    let err = runner::run(&opts).unwrap_err();
+    assert!(err.contains("unknown fixture"), "{err}");
+}
+
+#[test]
+fn protocol_md_shows_the_generated_tables() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("PROTOCOL.md");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let begin = text
+        .find(ops::GENERATED_BEGIN)
+        .expect("PROTOCOL.md has the generated part");
+    let end = text[begin..].find(ops::GENERATED_END).expect("and its end") + begin;
+    let shown = &text[begin..end + ops::GENERATED_END.len() + 1];
+    assert!(
+        shown == ops::protocol_tables(),
+        "PROTOCOL.md's tables are out of date: replace the generated part with the output of \
+         `cargo run -q -p twofold-conformance -- --print-ops`"
+    );
+}
+
+#[test]
+fn each_operation_is_the_wit_method_with_its_request_and_answer_types() {
+    let engine = std::fs::read_to_string(root().join("wit/engine.wit")).unwrap();
+    for op in twofold_proto::Op::ALL {
+        let (request, answer) = ops::engine_types(*op);
+        let method = format!(
+            "{}: func(ctx: context, req: {}) -> result<{}, engine-error>;",
+            op.wit_name(),
+            ops::wit_type_name(request),
+            ops::wit_type_name(answer)
+        );
+        assert!(engine.contains(&method), "wit/engine.wit has no `{method}`");
+    }
 }
