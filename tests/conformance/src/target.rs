@@ -575,3 +575,127 @@ impl Connection for Spread {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Every line sent, with the instance it went to.
+    type Log = Arc<Mutex<Vec<(usize, Value)>>>;
+
+    /// Answers `{"id", "ok": {...}}` to every line and records what it was sent.
+    struct Recorder {
+        name: usize,
+        sent: Log,
+        queue: VecDeque<Value>,
+        answer: Value,
+    }
+
+    impl Connection for Recorder {
+        fn send(&mut self, line: &[u8]) -> Result<(), String> {
+            let request: Value = serde_json::from_slice(line)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(line).into_owned()));
+            self.sent.lock().unwrap().push((self.name, request.clone()));
+            self.queue.push_back(request);
+            Ok(())
+        }
+
+        fn recv(&mut self) -> Result<Vec<u8>, String> {
+            let request = self.queue.pop_front().ok_or("nothing sent")?;
+            Ok(json!({"id": request["id"], "ok": self.answer})
+                .to_string()
+                .into_bytes())
+        }
+    }
+
+    fn spread(answers: &[Value]) -> (Spread, Log) {
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let drivers = answers
+            .iter()
+            .enumerate()
+            .map(|(name, answer)| {
+                Box::new(Recorder {
+                    name,
+                    sent: Arc::clone(&sent),
+                    queue: VecDeque::new(),
+                    answer: answer.clone(),
+                }) as Box<dyn Connection>
+            })
+            .collect();
+        (Spread::new(drivers), sent)
+    }
+
+    fn line(id: u64, op: &str, args: Value) -> Vec<u8> {
+        json!({"id": id, "op": op, "args": args})
+            .to_string()
+            .into_bytes()
+    }
+
+    #[test]
+    fn engine_requests_go_round_robin_even_when_pipelined() {
+        let (mut s, sent) = spread(&[json!({}), json!({}), json!({})]);
+        for id in 1..=4 {
+            s.send(&line(id, "status", json!({"user_id": "u"})))
+                .unwrap();
+        }
+        s.send(b"not json").unwrap();
+        for id in 1..=4 {
+            let answer: Value = serde_json::from_slice(&s.recv().unwrap()).unwrap();
+            assert_eq!(answer["id"], json!(id));
+        }
+        let who: Vec<usize> = sent.lock().unwrap().iter().map(|(n, _)| *n).collect();
+        assert_eq!(who, [0, 1, 2, 0, 1]);
+    }
+
+    #[test]
+    fn test_operations_go_to_every_instance_and_a_reset_reseeds_all_but_the_first_apart() {
+        let (mut s, sent) = spread(&[json!({}), json!({}), json!({})]);
+        s.send(&line(1, "reset", json!({}))).unwrap();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&s.recv().unwrap()).unwrap()["id"],
+            json!(1)
+        );
+        s.send(&line(2, "seed", json!({"seed": 42}))).unwrap();
+        s.recv().unwrap();
+        let sent = sent.lock().unwrap();
+        let ops: Vec<(usize, &str)> = sent
+            .iter()
+            .map(|(n, r)| (*n, r["op"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            ops,
+            [
+                (0, "reset"),
+                (1, "reset"),
+                (1, "seed"),
+                (2, "reset"),
+                (2, "seed"),
+                (0, "seed"),
+                (1, "seed"),
+                (2, "seed")
+            ]
+        );
+        let seeds = |from: usize| -> Vec<u64> {
+            sent[from..]
+                .iter()
+                .filter(|(_, r)| r["op"] == "seed")
+                .map(|(_, r)| r["args"]["seed"].as_u64().unwrap())
+                .collect()
+        };
+        let after_reset = seeds(0);
+        assert!(after_reset[0] != 0 && after_reset[1] != 0 && after_reset[0] != after_reset[1]);
+        let asked = seeds(5);
+        assert_eq!(asked[0], 42);
+        assert!(asked[1] != 42 && asked[2] != 42 && asked[1] != asked[2]);
+    }
+
+    #[test]
+    fn instances_that_disagree_on_a_test_operation_fail_the_connection() {
+        let (mut s, _) = spread(&[json!({"seeded": true}), json!({"seeded": false})]);
+        s.send(&line(1, "seed", json!({"seed": 1}))).unwrap();
+        let err = s.recv().unwrap_err();
+        assert!(err.contains("instance 2"), "{err}");
+    }
+}
