@@ -22,6 +22,10 @@
 /* Where the clock starts, and where `reset` puts it: 2026-01-01T00:00:00Z. */
 #define START_MS 1767225600000ULL
 
+/* The protocol's default configuration: the SPEC defaults and the test audit key. */
+static const char DEFAULT_CONFIG[] =
+    "{\"audit_keys\": [{\"id\": \"test\", \"secret\": \"" TEST_AUDIT_KEY_HEX "\"}]}";
+
 struct driver {
     /* First member, so a `struct driver *` is also the `struct kv_store *` the storage
        callbacks expect, and one `user_data` serves them and the clock. */
@@ -110,7 +114,7 @@ static void op_reset(struct driver *d, const cJSON *args, cJSON *answer) {
         return;
     }
     d->now_ms = START_MS;
-    twofold_status status = new_engine(d, "{}"); /* the SPEC defaults */
+    twofold_status status = new_engine(d, DEFAULT_CONFIG);
     if (status == TWOFOLD_OK) {
         answer_ok(answer, "{}");
     } else {
@@ -174,47 +178,31 @@ static bool only_member(const cJSON *args, const char *member) {
 
 /* ---------------------------------------------------------------- engine operations */
 
-/* `context` is absent or {"ip": string, "user_agent": string}, both optional. */
-static bool read_context(const cJSON *context, struct twofold_context *ctx) {
-    memset(ctx, 0, sizeof *ctx);
-    if (context == NULL || cJSON_IsNull(context)) {
-        return true;
-    }
-    if (!cJSON_IsObject(context)) {
-        return false;
-    }
-    const cJSON *field;
-    cJSON_ArrayForEach(field, context) {
-        if (!cJSON_IsString(field)) {
-            return false;
-        }
-        if (strcmp(field->string, "ip") == 0) {
-            ctx->ip = field->valuestring;
-            ctx->ip_len = strlen(field->valuestring);
-        } else if (strcmp(field->string, "user_agent") == 0) {
-            ctx->user_agent = field->valuestring;
-            ctx->user_agent_len = strlen(field->valuestring);
-        } else {
-            return false;
-        }
-    }
-    return true;
-}
-
+/*
+ * `context` (absent or null: nobody known) and `args` (absent: `{}`) go to the engine as JSON,
+ * as they came: the engine checks their members, as it does for a web host's.
+ */
 static void engine_op(struct driver *d, const char *op, const cJSON *args, const cJSON *context,
                       cJSON *answer) {
-    struct twofold_context ctx;
-    if (!read_context(context, &ctx)) {
-        answer_error(answer, TWOFOLD_INVALID_INPUT,
-                     "context must be an object with string fields ip and user_agent");
+    if (context != NULL && !cJSON_IsNull(context) && !cJSON_IsObject(context)) {
+        answer_error(answer, TWOFOLD_INVALID_INPUT, "context must be a JSON object");
         return;
     }
+    char *ctx_json = cJSON_IsObject(context) ? cJSON_PrintUnformatted(context) : NULL;
     char *args_json = args_text(args);
+    if ((cJSON_IsObject(context) && ctx_json == NULL) || (args != NULL && args_json == NULL)) {
+        cJSON_free(ctx_json);
+        cJSON_free(args_json);
+        answer_error(answer, TWOFOLD_INTERNAL, "out of memory");
+        return;
+    }
+    const char *ctx = ctx_json ? ctx_json : "{}";
     const char *text = args_json ? args_json : "{}";
     char *out = NULL;
     size_t out_len = 0;
-    twofold_status status =
-        twofold_engine_call(d->engine, &ctx, op, strlen(op), text, strlen(text), &out, &out_len);
+    twofold_status status = twofold_engine_call(d->engine, ctx, strlen(ctx), op, strlen(op), text,
+                                                strlen(text), &out, &out_len);
+    cJSON_free(ctx_json);
     cJSON_free(args_json);
     if (status == TWOFOLD_OK) {
         answer_ok(answer, out);
@@ -337,7 +325,7 @@ int driver_main(const char *db_path) {
     if (kv_store_open(&d.store, db_path) != TWOFOLD_OK) {
         return 1;
     }
-    if (new_engine(&d, "{}") != TWOFOLD_OK) {
+    if (new_engine(&d, DEFAULT_CONFIG) != TWOFOLD_OK) {
         fprintf(stderr, "twofold-c: %s\n", twofold_last_error_message());
         kv_store_close(&d.store);
         return 1;

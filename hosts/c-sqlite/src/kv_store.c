@@ -1,7 +1,8 @@
 /*
  * twofold's storage contract (include/twofold.h, `struct twofold_host`) over one SQLite table:
  * `get` and `scan` are prepared SELECTs, `commit` checks every expected version and applies the
- * batch in one BEGIN IMMEDIATE transaction, or rolls it all back.
+ * batch in one BEGIN IMMEDIATE transaction, or rolls it all back. Values are the engine's JSON
+ * documents, UTF-8 text: stored as TEXT, so the sqlite3 shell shows them as they are.
  */
 #include "kv_store.h"
 
@@ -16,7 +17,7 @@ static const char SCHEMA[] =
     "PRAGMA synchronous = FULL;"
     "CREATE TABLE IF NOT EXISTS kv ("
     "  key TEXT PRIMARY KEY NOT NULL,"
-    "  value BLOB NOT NULL,"
+    "  value TEXT NOT NULL,"
     "  version INTEGER NOT NULL"
     ") WITHOUT ROWID;";
 
@@ -104,7 +105,7 @@ int32_t kv_get(void *user_data, const char *key, size_t key_len, twofold_record_
     bind_key(s->get, 1, key, key_len);
     int rc = sqlite3_step(s->get);
     if (rc == SQLITE_ROW) {
-        const void *value = sqlite3_column_blob(s->get, 0);
+        const unsigned char *value = sqlite3_column_text(s->get, 0);
         size_t value_len = (size_t)sqlite3_column_bytes(s->get, 0);
         uint64_t version = (uint64_t)sqlite3_column_int64(s->get, 1);
         status = found(sink, value, value_len, version);
@@ -134,7 +135,7 @@ int32_t kv_scan(void *user_data, const char *prefix, size_t prefix_len, const ch
         if (key_len < prefix_len || (prefix_len && memcmp(key, prefix, prefix_len) != 0)) {
             break; /* keys come in order, so every later one is past the prefix too */
         }
-        const void *value = sqlite3_column_blob(s->scan, 1);
+        const unsigned char *value = sqlite3_column_text(s->scan, 1);
         size_t value_len = (size_t)sqlite3_column_bytes(s->scan, 1);
         uint64_t version = (uint64_t)sqlite3_column_int64(s->scan, 2);
         status = emit(sink, key, key_len, value, value_len, version);
@@ -166,7 +167,8 @@ static int32_t apply(struct kv_store *s, const struct twofold_write *w) {
     sqlite3_stmt *stmt = s->del;
     if (w->value != NULL) {
         stmt = s->put;
-        sqlite3_bind_blob64(stmt, 2, w->value, w->value_len, SQLITE_STATIC);
+        sqlite3_bind_text64(stmt, 2, (const char *)w->value, w->value_len, SQLITE_STATIC,
+                            SQLITE_UTF8);
         sqlite3_bind_int64(stmt, 3, (sqlite3_int64)(w->expected_version + 1));
     }
     bind_key(stmt, 1, w->key, w->key_len);

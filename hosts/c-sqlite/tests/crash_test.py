@@ -82,7 +82,9 @@ def run_and_kill(binary, db, rng, ops, user_ids):
                 args = {"user_id": uid, "password": password}
                 if op == "start_passkey_registration":
                     args["name"] = f"key {n}"
-        requests.append({"id": n, "op": op, "args": args})
+        # Many clients, as a real site has: the per-client limits (S6) then leave the run alone.
+        context = {"ip": f"198.51.100.{n % 200}", "user_agent": "crash_test"}
+        requests.append({"id": n, "op": op, "args": args, "context": context})
 
     written = [0]
 
@@ -149,7 +151,7 @@ def verify(binary, db, accounts, in_flight, never_read, user_ids):
     check(not stored_emails & {e.lower() for e in never_read}, "no request after the one in flight left a trace")
     d = Driver(binary, db)
     d.ok("configure", FAST)
-    d.ok("advance_clock", {"ms": DAY_MS})  # past any lockout of earlier runs
+    d.ok("advance_clock", {"ms": DAY_MS})  # past any backoff of earlier runs
     broken, no_status, lost = [], [], []
     for uid, email in stored.items():
         chain = d.request("verify_audit_chain", {"user_id": uid})

@@ -54,5 +54,9 @@ class Driver:
         return self.proc.wait(timeout=60), err
 
 
+# The protocol's test audit key (twofold_testkit::TEST_AUDIT_KEY_HEX), which `configure` must
+# name: a configuration without an audit key is refused.
+AUDIT_KEYS = [{"id": "test", "secret": "8f1d5c0a3b7e9f2461d8c7b5a3e9f0c2d4b6a8e0f2c4d6b8a0e2f4c6d8b0a2e4"}]
+
 # Cheap argon2 so the tests are quick; everything else stays the default.
-FAST = {"password_hash": {"m_kib": 8, "t": 1, "p": 1}}
+FAST = {"password_hash": {"m_kib": 8, "t": 1, "p": 1}, "audit_keys": AUDIT_KEYS}

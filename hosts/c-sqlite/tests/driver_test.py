@@ -10,7 +10,7 @@ import sqlite3
 import sys
 import tempfile
 
-from driver import FAST, Driver
+from driver import AUDIT_KEYS, FAST, Driver
 
 passed = failed = 0
 
@@ -42,7 +42,12 @@ def session(binary, db):
     check(error_code(again) == "already_exists", f"same email again {again}")
 
     signed = d.ok("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": True}, ctx)
-    check(signed == {"status": "signed_in", "user_id": user, "remember_me": True}, f"sign_in {signed}")
+    token = signed.get("device_token", "")
+    check(
+        signed == {"status": "signed_in", "user_id": user, "remember_me": True, "security_epoch": 1, "device_token": token}
+        and token.startswith(user + "."),
+        f"sign_in {signed}",
+    )
     wrong = d.request("sign_in", {"email": "ada@example.com", "password": "wrong-password", "remember_me": False})
     check(error_code(wrong) == "invalid_credentials" and "retry_after_secs" not in wrong["error"], f"wrong password {wrong}")
     check(isinstance(wrong["error"].get("message"), str) and wrong["error"]["message"], "errors carry a message")
@@ -59,6 +64,7 @@ def session(binary, db):
             "passkeys": [],
             "backup_codes_remaining": 0,
             "backup_codes_running_low": status.get("backup_codes_running_low"),
+            "security_epoch": 1,
         }
         and isinstance(status["backup_codes_running_low"], bool),
         f"status {status}",
@@ -89,38 +95,47 @@ def session(binary, db):
     check(error_code(d.request("frobnicate", {})) == "invalid_input", "unknown op")
     check(error_code(d.request("status", [user])) == "invalid_input", "args not an object")
     check(error_code(d.request("status", {"user_id": user, "extra": 1})) == "invalid_input", "unknown argument")
-    check(error_code(d.request("status", {"user_id": user}, {"ip": 5})) == "invalid_input", "context of the wrong type")
+    check(error_code(d.request("status", {"user_id": user}, {"ip": 5})) == "invalid_input", "context member of the wrong type")
+    check(error_code(d.request("status", {"user_id": user}, ["198.51.100.4"])) == "invalid_input", "context not an object")
+    check(error_code(d.request("status", {"user_id": user}, {"ip": "x", "cookie": "y"})) == "invalid_input", "unknown context member")
+    full = {"ip": "198.51.100.4", "user_agent": "driver_test", "client_id": "203.0.113.9", "device_token": token}
+    check("ok" in d.request("status", {"user_id": user}, full), "a context with every member")
     check(error_code(d.request("set_clock", {"now_ms": "soon"})) == "invalid_input", "set_clock needs a number")
     check(error_code(d.request("advance_clock", {})) == "invalid_input", "advance_clock needs ms")
-    check(error_code(d.request("configure", {"rp_id": ""})) == "invalid_input", "a bad configuration")
-    check(error_code(d.request("configure", {"no_such_field": 1})) == "invalid_input", "an unknown configuration field")
+    check(error_code(d.request("configure", {"rp_id": "", "audit_keys": AUDIT_KEYS})) == "invalid_input", "a bad configuration")
+    check(error_code(d.request("configure", {"no_such_field": 1, "audit_keys": AUDIT_KEYS})) == "invalid_input", "an unknown configuration field")
+    check(error_code(d.request("configure", {"rp_id": "localhost"})) == "invalid_input", "a configuration without an audit key")
     check("ok" in d.request("status", {"user_id": user}), "the engine survives a refused configure")
     # A blank line is no request: the next answer is the next request's.
     d.proc.stdin.write("\n")
     check("ok" in d.request("status", {"user_id": user}), "blank lines are skipped")
 
-    # Throttling on the settable clock: 10 failures lock the account for 15 minutes.
+    # Throttling on the settable clock (SPEC S6 defaults): 5 failures from one client, then
+    # that client waits 1 s, doubling with each further failure; the right password waits too.
     t0 = 1767300000000
     check(d.ok("set_clock", {"now_ms": t0}) == {}, "set_clock")
-    d.ok("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": False})
-    codes = [error_code(d.request("sign_in", {"email": "ada@example.com", "password": f"wrong-password-{i}", "remember_me": False}, ctx)) for i in range(10)]
-    check(codes == ["invalid_credentials"] * 10, f"ten failures {codes}")
-    limited = d.request("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": False})
-    check(error_code(limited) == "rate_limited" and limited["error"].get("retry_after_secs") == 900, f"locked {limited}")
-    check(d.ok("advance_clock", {"ms": 600000}) == {}, "advance_clock")
-    limited = d.request("sign_in", {"email": "ada@example.com", "password": "wrong-password", "remember_me": False})
-    check(error_code(limited) == "rate_limited" and limited["error"].get("retry_after_secs") == 300, f"still locked {limited}")
-    d.ok("advance_clock", {"ms": 300000})
-    signed = d.ok("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": False})
-    check(signed.get("status") == "signed_in", f"unlocked after 15 minutes {signed}")
+    d.ok("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": False}, ctx)
+    codes = [error_code(d.request("sign_in", {"email": "ada@example.com", "password": f"wrong-password-{i}", "remember_me": False}, ctx)) for i in range(5)]
+    check(codes == ["invalid_credentials"] * 5, f"five failures {codes}")
+    limited = d.request("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": False}, ctx)
+    check(error_code(limited) == "rate_limited" and limited["error"].get("retry_after_secs") == 1, f"waits 1 s {limited}")
+    check(d.ok("advance_clock", {"ms": 1000}) == {}, "advance_clock")
+    wrong = d.request("sign_in", {"email": "ada@example.com", "password": "wrong-password", "remember_me": False}, ctx)
+    check(error_code(wrong) == "invalid_credentials", f"a sixth failure {wrong}")
+    limited = d.request("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": False}, ctx)
+    check(error_code(limited) == "rate_limited" and limited["error"].get("retry_after_secs") == 2, f"then 2 s {limited}")
+    d.ok("advance_clock", {"ms": 2000})
+    signed = d.ok("sign_in", {"email": "ada@example.com", "password": "lovelace1815", "remember_me": False}, ctx)
+    check(signed.get("status") == "signed_in", f"signed in after waiting {signed}")
 
     events = d.ok("audit_events", {"user_id": user, "limit": 200})["events"]
     seqs = [e["seq"] for e in events]
     check(seqs == sorted(seqs, reverse=True) and seqs[-1] == 1, "events newest first")
-    fields = {"seq", "at", "user_id", "kind", "details", "ip", "user_agent", "notify", "prev_hash", "hash"}
+    fields = {"seq", "at", "user_id", "kind", "details", "ip", "user_agent", "notify", "state", "key_id", "prev_mac", "mac"}
     check(all(set(e) == fields for e in events), "event fields")
     throttled = [e for e in events if e["kind"] == "throttled"]
     check(len(throttled) == 1 and throttled[0]["notify"] is True and throttled[0]["at"] == t0, f"throttled event {throttled}")
+    check(all(e["key_id"] == "test" for e in events), "events name the audit key")
     check(throttled and throttled[0]["ip"] == "198.51.100.4" and throttled[0]["user_agent"] == "driver_test", "context reaches events")
     created = [e for e in events if e["kind"] == "account_created"]
     check(created and created[0]["at"] == 1767225600000, "the clock starts at 2026-01-01")
@@ -131,7 +146,11 @@ def session(binary, db):
     last = d.ok("audit_events", {"user_id": user, "limit": 200})
     check("next_before" not in last, "no next_before on the last page")
     chain = d.ok("verify_audit_chain", {"user_id": user})
-    check(chain == {"intact": True, "events_checked": len(events), "problems": []}, f"chain {chain}")
+    check(chain == {"intact": True, "events_checked": len(events), "checkpoint_seq": 0, "problems": []}, f"chain {chain}")
+    anchor = d.ok("audit_anchor", {"user_id": user})
+    check(anchor == {"user_id": user, "seq": seqs[0], "mac": events[0]["mac"]}, f"anchor {anchor}")
+    chain = d.ok("verify_audit_chain", {"user_id": user, "anchor": anchor})
+    check(chain.get("intact") is True, f"chain against its anchor {chain}")
 
     # reset: empty storage, clock back, default configuration.
     check(d.ok("reset", {}) == {}, "reset")
@@ -149,7 +168,9 @@ def session(binary, db):
 def stored_users(db):
     """The stored user documents, read through a second connection as another process would."""
     with sqlite3.connect(db) as conn:
-        return " ".join(v.decode() for (v,) in conn.execute("SELECT value FROM kv WHERE key LIKE 'user/%'"))
+        values = [v for (v,) in conn.execute("SELECT value FROM kv WHERE key LIKE 'user/%'")]
+    check(all(isinstance(v, str) for v in values), "values are stored as TEXT")
+    return " ".join(values)
 
 
 def temporary_database(binary):

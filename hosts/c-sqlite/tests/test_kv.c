@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "app.h"
 #include "kv_store.h"
 #include "twofold.h"
 
@@ -365,15 +366,18 @@ static void test_threads(struct kv_store *s) {
 
 /* The engine over the store: one account is its email index, user and first audit event. */
 static void test_engine(struct kv_store *s) {
-    static const char config[] = "{\"password_hash\": {\"m_kib\": 8, \"t\": 1, \"p\": 1}}";
+    static const char config[] = "{\"password_hash\": {\"m_kib\": 8, \"t\": 1, \"p\": 1},"
+                                 " \"audit_keys\": [{\"id\": \"test\", \"secret\": \""
+                                 TEST_AUDIT_KEY_HEX "\"}]}";
     struct twofold_host host = kv_store_host(s);
     struct twofold_engine *engine = NULL;
     CHECK_STATUS(twofold_engine_new(config, strlen(config), &host, &engine), TWOFOLD_OK);
-    struct twofold_context ctx = {"192.0.2.1", 9, "test_kv", 7};
+    static const char ctx[] = "{\"ip\": \"192.0.2.1\", \"user_agent\": \"test_kv\"}";
     static const char args[] = "{\"email\": \"grace@example.com\", \"password\": \"hopper1906\"}";
     char *out = NULL;
     size_t out_len = 0;
-    CHECK_STATUS(twofold_engine_create_account(engine, &ctx, args, strlen(args), &out, &out_len),
+    CHECK_STATUS(twofold_engine_create_account(engine, ctx, strlen(ctx), args,
+                                               strlen(args), &out, &out_len),
                  TWOFOLD_OK);
     twofold_string_free(out);
     CHECK(count_rows(s, "email/%") == 1);
@@ -382,7 +386,8 @@ static void test_engine(struct kv_store *s) {
     long rows = count_rows(s, "%");
 
     out = NULL;
-    CHECK_STATUS(twofold_engine_create_account(engine, &ctx, args, strlen(args), &out, &out_len),
+    CHECK_STATUS(twofold_engine_create_account(engine, ctx, strlen(ctx), args,
+                                               strlen(args), &out, &out_len),
                  TWOFOLD_ALREADY_EXISTS);
     CHECK(count_rows(s, "%") == rows);
 
@@ -393,11 +398,13 @@ static void test_engine(struct kv_store *s) {
                        NULL, NULL, NULL) == SQLITE_OK);
     static const char other[] = "{\"email\": \"alan@example.com\", \"password\": \"turing1912\"}";
     fprintf(stderr, "(an injected failure is logged next)\n");
-    CHECK_STATUS(twofold_engine_create_account(engine, &ctx, other, strlen(other), &out, &out_len),
+    CHECK_STATUS(twofold_engine_create_account(engine, ctx, strlen(ctx), other,
+                                               strlen(other), &out, &out_len),
                  TWOFOLD_STORAGE);
     CHECK(count_rows(s, "%") == rows);
     CHECK(sqlite3_exec(s->db, "DROP TRIGGER boom", NULL, NULL, NULL) == SQLITE_OK);
-    CHECK_STATUS(twofold_engine_create_account(engine, &ctx, other, strlen(other), &out, &out_len),
+    CHECK_STATUS(twofold_engine_create_account(engine, ctx, strlen(ctx), other,
+                                               strlen(other), &out, &out_len),
                  TWOFOLD_OK);
     twofold_string_free(out);
     CHECK(count_rows(s, "email/%") == 2 && count_rows(s, "user/%") == 2);
