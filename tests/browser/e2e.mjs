@@ -335,6 +335,23 @@ async function runFlow({ page, context, cdp, authenticatorId, base }) {
     await shot('sign-in');
   });
 
+  await step('h4: opened at another address than the configured origin, the page says so', async () => {
+    const elsewhere = base.replace('localhost', '127.0.0.1');
+    await page.goto(`${elsewhere}/#/signup`);
+    await heading('Sign up').waitFor();
+    const form = view('view-signup');
+    await form.getByLabel('Email').fill('someone.else@example.com');
+    await form.getByLabel('Password').fill(PASSWORD);
+    await form.getByRole('button', { name: 'Create account' }).click();
+    const error = page.locator('#signup-error');
+    await error.filter({ hasText: 'configured origin' }).waitFor();
+    const text = await error.innerText();
+    check(text.includes(elsewhere) && text.includes(base), `the message names neither address: ${text}`);
+    await shot('wrong-origin');
+    await page.goto(base + '/');
+    await heading('Sign in').waitFor();
+  });
+
   await step('sign up', async () => {
     await page.getByRole('navigation').getByRole('link', { name: 'Sign up' }).click();
     await heading('Sign up').waitFor();

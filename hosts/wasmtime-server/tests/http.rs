@@ -479,8 +479,8 @@ fn state_changing_requests_from_elsewhere_are_refused() {
             let message = answer.json()["error"]["message"].clone();
             let message = message.as_str().expect("a message");
             assert!(
-                message.starts_with("cross-site request refused")
-                    && message.contains(&format!("open {ORIGIN}/")),
+                message.contains("configured origin")
+                    && message.contains(&format!("Open {ORIGIN}/")),
                 "{message}"
             );
         }
@@ -614,7 +614,8 @@ fn the_web_ui_is_served_with_a_strict_policy() {
     for (path, kind) in [
         ("/", "text/html"),
         ("/index.html", "text/html"),
-        ("/app.js", "text/javascript"),
+        ("/js/main.js", "text/javascript"),
+        ("/js/screens/verify.js", "text/javascript"),
         ("/style.css", "text/css"),
     ] {
         let answer = b.send("GET", path, None);

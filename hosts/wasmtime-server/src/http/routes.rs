@@ -63,15 +63,15 @@ pub(crate) fn handle(worker: &mut Worker, site: &Site, req: &Request) -> Reply {
 /// (`127.0.0.1` for `localhost`).
 fn cross_site(site: &Site, origin: Option<&str>) -> ApiError {
     let from = match origin {
-        Some(origin) => format!("from {origin}"),
-        None => "without an Origin header".into(),
+        Some(origin) => format!("came from {origin}"),
+        None => "had no Origin header".into(),
     };
     ApiError::with_status(
         403,
         ErrorCode::InvalidInput,
         format!(
-            "cross-site request refused: it came {from}, and this server accepts changes only \
-             from {0}; open {0}/",
+            "Refused: this request {from}, but the server takes changes only from its \
+             configured origin {0}. Open {0}/ instead.",
             site.origin
         ),
     )
