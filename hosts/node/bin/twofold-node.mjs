@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+// twofold-node --driver [--db postgres://...]: the conformance driver over the Node package
+// (tests/conformance/PROTOCOL.md), with storage in memory or in PostgreSQL.
+import { parseArgs } from 'node:util';
+import { Driver, serve } from '../src/driver.js';
+
+const usage = 'usage: twofold-node --driver [--db postgres://user@host:port/database]';
+let values;
+try {
+  ({ values } = parseArgs({ options: { driver: { type: 'boolean' }, db: { type: 'string' }, help: { type: 'boolean' } } }));
+} catch (e) {
+  console.error(`twofold-node: ${e.message}\n${usage}`);
+  process.exit(2);
+}
+if (values.help || !values.driver) {
+  console.error(usage);
+  process.exit(values.help ? 0 : 2);
+}
+
+let storage;
+if (values.db) {
+  const { PgStorage } = await import('../src/pg/storage.js');
+  storage = new PgStorage({ connectionString: values.db });
+}
+await serve(new Driver(storage));
+await storage?.close();
