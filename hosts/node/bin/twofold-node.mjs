@@ -19,7 +19,7 @@ if (values.help || !values.driver) {
 
 let storage;
 if (values.db) {
-  const { PgStorage } = await import('../src/pg/storage.js');
+  const { PgStorage } = await import('../src/pg.js');
   storage = new PgStorage({ connectionString: values.db });
 }
 await serve(new Driver(storage));
