@@ -13,7 +13,7 @@
 import { StorageConflict } from './errors.js';
 
 const STATE = 0, SEQ = 1, STATUS = 2, LEN = 3, READY = 4;
-const IDLE = 0, REQUEST = 1, ANSWER = 2, DEAD = 3;
+const IDLE = 0, REQUEST = 1, TAKEN = 2, ANSWER = 3, DEAD = 4;
 const OK = 0, CONFLICT = 1, FAILED = 2;
 const STARTING = 0, SERVING = 1, START_FAILED = 2;
 const HEADER = 32;
@@ -82,10 +82,10 @@ export class BridgeClient {
     this.#ring();
     const deadline = performance.now() + this.timeoutMs;
     let state;
-    while ((state = Atomics.load(h, STATE)) === REQUEST) {
+    while ((state = Atomics.load(h, STATE)) === REQUEST || state === TAKEN) {
       const left = deadline - performance.now();
       if (left <= 0) throw new BridgeBroken(`storage did not answer within ${this.timeoutMs} ms`);
-      Atomics.wait(h, STATE, REQUEST, left);
+      Atomics.wait(h, STATE, state, left);
     }
     if (state === DEAD) throw new BridgeBroken('the storage thread died');
     if (state !== ANSWER || h[SEQ] !== seq) throw new BridgeBroken('the storage bridge is out of step');
@@ -128,7 +128,8 @@ export function serve(sab, port, ready) {
   }
 
   async function onRing() {
-    if (adapter === null || Atomics.load(header, STATE) !== REQUEST) return; // not ready, or stale
+    // Take the request once: a doorbell can be stale, or arrive while starting.
+    if (adapter === null || Atomics.compareExchange(header, STATE, REQUEST, TAKEN) !== REQUEST) return;
     const seq = header[SEQ];
     try {
       const [op, ...args] = JSON.parse(readText(sab));
