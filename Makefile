@@ -5,12 +5,12 @@
 
 COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
 
-.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-conformance test-browser
+.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-node test-conformance test-browser
 
 demo: setup component
 	cargo run --release -p twofold-server -- --listen 127.0.0.1:8080 --origin http://localhost:8080 --db twofold.db
 
-test: setup lint component test-c test-c-sqlite test-rust test-conformance test-browser
+test: setup lint component test-c test-c-sqlite test-rust test-node test-conformance test-browser
 	@echo "make test: all checks passed"
 
 setup:
@@ -34,6 +34,11 @@ test-c:
 # The C host: storage callbacks, driver, demo and the SIGKILL crash test, under ASan + UBSan.
 test-c-sqlite:
 	hosts/c-sqlite/tests/run.sh
+
+# The Node package (hosts/node): npm ci (npm registry only), the component transpiled by jco,
+# tsc --noEmit on its types and examples, node:test (which starts its own PostgreSQL).
+test-node: component
+	cd hosts/node && npm ci --no-audit --no-fund && npm run build && npm run typecheck && TWOFOLD_REQUIRE_HOSTS=1 npm test
 
 # Every scenario against every host; transcripts must be identical.
 # (target/debug/twofold-server is the binary `cargo test --workspace` built; building the
