@@ -18,7 +18,7 @@ pub enum Error {
     #[error("the email or password is not correct")]
     InvalidCredentials,
     /// See [`ErrorCode::RateLimited`].
-    #[error("too many failed attempts; try again in {retry_after_secs} seconds")]
+    #[error("too many attempts; try again in {}", in_words(*retry_after_secs))]
     RateLimited {
         /// Seconds until the account accepts attempts again.
         retry_after_secs: u64,
@@ -107,6 +107,16 @@ impl From<HostError> for Error {
             other => Error::Storage(other),
         }
     }
+}
+
+/// A wait for people: "1 second", "5 minutes", "2 hours" (rounded up).
+fn in_words(secs: u64) -> String {
+    let (n, unit) = match secs {
+        0..60 => (secs, "second"),
+        60..3600 => (secs.div_ceil(60), "minute"),
+        _ => (secs.div_ceil(3600), "hour"),
+    };
+    format!("{n} {unit}{}", if n == 1 { "" } else { "s" })
 }
 
 impl From<Error> for EngineError {

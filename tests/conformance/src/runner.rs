@@ -1247,6 +1247,15 @@ fn parse_tweaks(value: &Value) -> StepResult<Tweaks> {
             }
             "drop_chromium_key" => t.drop_chromium_key = flag()?,
             "credential_id" => t.credential_id = Some(bytes()?),
+            "cross_origin" => t.cross_origin = flag()?,
+            "top_origin" => t.top_origin = Some(text()?),
+            "credential_id_len" => {
+                t.credential_id_len = Some(
+                    v.as_u64()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .ok_or("tweak credential_id_len is a number")?,
+                );
+            }
             other => return Err(format!("unknown tweak {other:?}")),
         }
     }

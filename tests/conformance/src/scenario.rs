@@ -7,9 +7,9 @@ use serde_json::{Map, Value};
 
 /// Every rule ID of SPEC.md.
 pub const RULES: &[&str] = &[
-    "A1", "A2", "A3", "S1", "S2", "S3", "S4", "S5", "S6", "P1", "P2", "P3", "P4", "P5", "P6", "P7",
-    "T1", "T2", "T3", "B1", "B2", "B3", "B4", "B5", "B6", "L1", "L2", "L3", "L4", "D1", "D2", "D3",
-    "E1",
+    "A1", "A2", "A3", "A4", "A5", "A6", "S1", "S2", "S3", "S4", "S5", "S6", "P1", "P2", "P3", "P4",
+    "P5", "P6", "P7", "T1", "T2", "T3", "B1", "B2", "B3", "B4", "B5", "B6", "L1", "L2", "L3", "L4",
+    "L5", "D1", "D2", "D3", "E1",
 ];
 
 /// A parsed scenario.
