@@ -294,7 +294,8 @@ async function runFlow({ page, context, cdp, authenticatorId, base }) {
 
   async function sessionCookies() {
     const cookies = await context.cookies(base);
-    return cookies.filter((c) => c.httpOnly);
+    // The device-token cookie (S6, `twofold_device`) is long-lived by design: not a session.
+    return cookies.filter((c) => c.httpOnly && !c.name.endsWith('twofold_device'));
   }
 
   async function signInStepOne({ remember = false, password = PASSWORD } = {}) {
