@@ -540,7 +540,8 @@ def create_app(site: Site) -> Flask:
     @app.route("/<path:path>", methods=["GET", "HEAD"])
     def asset(path: str) -> Response:
         if path.startswith("api/"):
-            return no_endpoint(Exception())
+            known = "/" + path in allowed or path.startswith("api/passkeys/")
+            return wrong_method(Exception()) if known else no_endpoint(Exception())
         file = (web_dir / path).resolve()
         if web_dir not in file.parents or not file.is_file():
             return Response("not found\n", status=404, mimetype="text/plain")
