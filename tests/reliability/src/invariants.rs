@@ -10,21 +10,27 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use twofold_core::{Config, Context, Engine, UserRef};
+use twofold_core::{Context, Engine, UserRef, VerifyAudit};
+use twofold_testkit::{TestHost, fast_config};
 
-use crate::store::{MapHost, Snapshot};
+use crate::Snapshot;
 
 /// The prefixes the engine writes under (see `core/src/docs.rs`).
-const PREFIXES: [&str; 7] = [
+const PREFIXES: [&str; 10] = [
     "email/",
     "user/",
     "passkey/",
     "registration/",
     "credential/",
     "pending/",
+    "device/",
     "audit/",
+    "audit-checkpoint/",
+    "throttle/",
 ];
+
+/// The schema version of every document this engine writes (`core/src/docs.rs`, D3).
+const SCHEMA_VERSION: u64 = 2;
 
 /// What the checks found, per user and overall.
 #[derive(Debug, Default)]
@@ -49,21 +55,6 @@ impl Report {
     }
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// The key of the email index for a stored (trimmed) email, as the engine computes it (A1).
-pub fn email_key(email: &str) -> String {
-    format!(
-        "email/{}",
-        sha256_hex(email.trim().to_lowercase().as_bytes())
-    )
-}
-
 /// Checks every rule on `snapshot`, then asks the engine itself (over a read-only copy) for
 /// each user's status and audit-chain verdict.
 pub fn check(snapshot: &Snapshot) -> Report {
@@ -76,9 +67,9 @@ pub fn check(snapshot: &Snapshot) -> Report {
         if record.version == 0 {
             report.problems.push(format!("{key}: version 0"));
         }
-        match serde_json::from_slice::<Value>(&record.value) {
+        match serde_json::from_str::<Value>(&record.value) {
             Ok(doc) if doc.is_object() => {
-                if doc["v"] != 1 {
+                if doc["v"] != SCHEMA_VERSION {
                     report
                         .problems
                         .push(format!("{key}: schema version {}", doc["v"]));
@@ -99,8 +90,7 @@ pub fn check(snapshot: &Snapshot) -> Report {
         if user["id"] != *id {
             p.push(format!("user/{id}: holds id {}", user["id"]));
         }
-        let email = user["email"].as_str().unwrap_or_default();
-        let index = email_key(email);
+        let index = format!("email/{}", user["email_hash"].as_str().unwrap_or_default());
         match docs.get(index.as_str()) {
             Some(owner) if owner["user_id"] == *id => {}
             Some(owner) => p.push(format!("user/{id}: {index} names {}", owner["user_id"])),
@@ -112,12 +102,8 @@ pub fn check(snapshot: &Snapshot) -> Report {
         if let Some(hash) = key.strip_prefix("email/") {
             let user_id = owner("user_id");
             match users.get(user_id.as_str()) {
-                Some(user) => {
-                    let email = user["email"].as_str().unwrap_or_default();
-                    if email_key(email) != format!("email/{hash}") {
-                        p.push(format!("{key}: user {user_id} has another email"));
-                    }
-                }
+                Some(user) if user["email_hash"] == hash => {}
+                Some(_) => p.push(format!("{key}: user {user_id} has another email")),
                 None => p.push(format!("{key}: names missing user {user_id}")),
             }
         } else if let Some(rest) = key.strip_prefix("passkey/") {
@@ -138,6 +124,15 @@ pub fn check(snapshot: &Snapshot) -> Report {
             let user_id = rest.split('/').next().unwrap_or_default();
             if !users.contains_key(user_id) || owner("user_id") != user_id {
                 p.push(format!("{key}: pending sign-in of a missing or other user"));
+            }
+        } else if let Some(rest) = key.strip_prefix("device/") {
+            let user_id = rest.split('/').next().unwrap_or_default();
+            if !users.contains_key(user_id) {
+                p.push(format!("{key}: device token of a missing user"));
+            }
+        } else if let Some(user_id) = key.strip_prefix("audit-checkpoint/") {
+            if !users.contains_key(user_id) || owner("user_id") != user_id {
+                p.push(format!("{key}: checkpoint of a missing or other user"));
             }
         } else if let Some(user_id) = key.strip_prefix("registration/")
             && !users.contains_key(user_id)
@@ -176,6 +171,12 @@ fn check_user(
         .keys()
         .filter(|k| k.starts_with(&format!("passkey/{id}/")))
         .count();
+    let listed = user["passkeys"].as_array().map_or(0, Vec::len);
+    if listed != passkeys {
+        p.push(format!(
+            "user/{id}: lists {listed} passkey(s), {passkeys} stored"
+        ));
+    }
     let two_factor = user["two_factor"].as_bool();
     let codes = &user["backup_codes"];
     let remaining = codes["codes"].as_array().map(|codes| {
@@ -193,8 +194,10 @@ fn check_user(
         )),
     }
 
-    // The chain: seq 1..=audit_seq, each under its inverted key, linked by hashes, ending at
-    // the account's head.
+    // The chain: seq 1..=audit_seq (or from the pruning checkpoint on), each under its inverted
+    // key, linked by MACs, ending at the account's head.
+    let checkpoint = docs.get(format!("audit-checkpoint/{id}").as_str());
+    let first = checkpoint.and_then(|c| c["seq"].as_u64()).unwrap_or(0) + 1;
     let prefix = format!("audit/{id}/");
     let mut events: Vec<&Value> = docs
         .iter()
@@ -204,13 +207,16 @@ fn check_user(
     events.reverse(); // keys hold u64::MAX - seq: oldest last
     *events_checked += events.len();
     let head = user["audit_seq"].as_u64().unwrap_or(0);
-    let mut prev_hash = String::new();
+    let mut prev_mac = checkpoint
+        .and_then(|c| c["mac"].as_str())
+        .unwrap_or_default()
+        .to_owned();
     let mut replay_passkeys: i64 = 0;
     let mut replay_two_factor = false;
     let mut replay_codes: Option<i64> = None;
     for (i, event) in events.iter().enumerate() {
         let seq = event["seq"].as_u64().unwrap_or(0);
-        let expected = i as u64 + 1;
+        let expected = i as u64 + first;
         if seq != expected {
             p.push(format!(
                 "{prefix}: event {expected} is seq {seq} (chain not contiguous)"
@@ -221,10 +227,10 @@ fn check_user(
         if !docs.contains_key(key.as_str()) {
             p.push(format!("{key}: missing (seq {seq} stored elsewhere)"));
         }
-        if event["prev_hash"] != prev_hash.as_str() {
-            p.push(format!("{key}: prev_hash does not link to seq {}", seq - 1));
+        if event["prev_mac"] != prev_mac.as_str() {
+            p.push(format!("{key}: prev_mac does not link to seq {}", seq - 1));
         }
-        prev_hash = event["hash"].as_str().unwrap_or_default().to_owned();
+        prev_mac = event["mac"].as_str().unwrap_or_default().to_owned();
         if event["user_id"] != id {
             p.push(format!("{key}: event of user {}", event["user_id"]));
         }
@@ -247,24 +253,28 @@ fn check_user(
             _ => {}
         }
     }
-    if events
-        .first()
-        .is_none_or(|e| e["kind"] != "account_created")
+    if checkpoint.is_none()
+        && events
+            .first()
+            .is_none_or(|e| e["kind"] != "account_created")
     {
         p.push(format!(
             "{prefix}: the chain does not start with account_created"
         ));
     }
-    if events.len() as u64 != head {
+    if events.len() as u64 + first - 1 != head {
         p.push(format!(
-            "user/{id}: audit_seq {head} but {} events",
+            "user/{id}: audit_seq {head} but {} events from {first}",
             events.len()
         ));
     }
-    if user["audit_hash"] != prev_hash.as_str() {
+    if user["audit_mac"] != prev_mac.as_str() {
         p.push(format!(
-            "user/{id}: audit_hash is not the newest event's hash"
+            "user/{id}: audit_mac is not the newest event's mac"
         ));
+    }
+    if checkpoint.is_some() {
+        return; // the pruned events held the start of the replay
     }
     if replay_passkeys != passkeys as i64 {
         p.push(format!(
@@ -283,16 +293,17 @@ fn check_user(
     }
 }
 
-/// The engine's own view: `status` answers and `verify_audit_chain` finds the chain intact.
+/// The engine's own view (with the test audit key every host here signs with): `status`
+/// answers and `verify_audit_chain` finds the chain intact.
 fn check_with_engine(snapshot: &Snapshot, report: &mut Report) {
-    let engine = match Engine::new(Config::default()) {
+    let engine = match Engine::new(fast_config()) {
         Ok(engine) => engine,
         Err(e) => {
-            report.problems.push(format!("the default engine: {e}"));
+            report.problems.push(format!("the test engine: {e}"));
             return;
         }
     };
-    let host = MapHost::new(snapshot.clone(), 0);
+    let host = TestHost::with_data(snapshot.clone(), 0);
     let ctx = Context::new("127.0.0.1", "twofold-reliability");
     for user_id in &report.users {
         let user = || UserRef {
@@ -308,7 +319,11 @@ fn check_with_engine(snapshot: &Snapshot, report: &mut Report) {
             Ok(_) => {}
             Err(e) => report.problems.push(format!("status of {user_id}: {e}")),
         }
-        match engine.verify_audit_chain(&host, &ctx, user()) {
+        let verify = VerifyAudit {
+            user_id: user_id.clone(),
+            anchor: None,
+        };
+        match engine.verify_audit_chain(&host, &ctx, verify) {
             Ok(chain) if chain.intact => {}
             Ok(chain) => report.problems.push(format!(
                 "verify_audit_chain of {user_id}: {:?}",

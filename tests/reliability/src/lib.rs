@@ -11,10 +11,13 @@
 //! - `tests/crash.rs`: SIGKILL of the C host and of the server at random points, then the
 //!   stored state checked rule by rule.
 //!
-//! This library holds what they share: a host that restarts from any snapshot and fails at any
-//! callback, the stored-state rules, and clients for driver processes and HTTP.
+//! This library holds what they share: the stored-state rules, a world every operation can work
+//! on, and clients for driver processes and HTTP. The C callback table, the fault-injecting
+//! store and the test configuration are the workspace's one each (`twofold-testsupport`,
+//! `twofold_testkit::MemoryStorage`, `twofold_testkit::fast_config`).
 
-pub mod chost;
+use std::collections::BTreeMap;
+
 pub mod driver;
 pub mod hosts;
 pub mod http;
@@ -22,8 +25,10 @@ pub mod invariants;
 pub mod rng;
 pub mod server;
 pub mod sqlite;
-pub mod store;
 pub mod world;
+
+/// Everything stored: key to value and version (`MemoryStorage::snapshot`, or an SQLite file).
+pub type Snapshot = BTreeMap<String, twofold_core::Versioned>;
 
 /// Cases per fuzz target: `$TWOFOLD_FUZZ_CASES`, else 2048 (the short pass of `cargo test`).
 pub fn fuzz_cases() -> u32 {

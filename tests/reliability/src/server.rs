@@ -54,6 +54,11 @@ impl Server {
             .arg(hosts::component_path())
             .arg("--workers")
             .arg(workers.to_string())
+            // The test key, so that the stored-state rules can verify what the server wrote.
+            .env(
+                "TWOFOLD_AUDIT_KEYS",
+                format!("test:{}", twofold_testkit::TEST_AUDIT_KEY_HEX),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(stderr))

@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
-use twofold_core::Record;
+use twofold_core::Versioned;
 
-use crate::store::Snapshot;
+use crate::Snapshot;
 
 /// Every key of the `kv` table with its value and version. Opening the file replays a
 /// write-ahead log a killed process left behind, as the next host start would.
@@ -19,7 +20,13 @@ pub fn read_kv(path: &Path) -> Result<Snapshot, String> {
     let rows = statement
         .query_map([], |row| {
             let key: String = row.get(0)?;
-            let value: Vec<u8> = row.get(1)?;
+            // TEXT as the hosts write it; a BLOB must hold the same UTF-8.
+            let value = match row.get_ref(1)? {
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => {
+                    String::from_utf8(bytes.to_vec()).map_err(|_| "a value is not UTF-8")
+                }
+                _ => Err("a value is neither TEXT nor BLOB"),
+            };
             let version: i64 = row.get(2)?;
             Ok((key, value, version))
         })
@@ -27,8 +34,9 @@ pub fn read_kv(path: &Path) -> Result<Snapshot, String> {
     let mut snapshot = Snapshot::new();
     for row in rows {
         let (key, value, version) = row.map_err(|e| format!("{}: {e}", path.display()))?;
+        let value = value.map_err(|e| format!("{key}: {e}"))?;
         let version = u64::try_from(version).map_err(|_| format!("{key}: version {version}"))?;
-        snapshot.insert(key, Record { value, version });
+        snapshot.insert(key, Versioned { value, version });
     }
     Ok(snapshot)
 }

@@ -1,16 +1,17 @@
 //! A world in which every operation has something to work on, built through any boundary
-//! (the core's JSON API, the C library, the component), and the list of operations the fault
-//! tests run on it: the op list of `core/tests/storage.rs`, plus `list_passkeys`.
+//! (the core's JSON API, the C library, the component), and every operation of the table with
+//! arguments that make it do its work there (the fault tests run each).
 
 use serde_json::{Value, json};
+use twofold_core::Op;
 use twofold_testkit::ORIGIN;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 
 /// Every account's password.
 pub const PASSWORD: &str = "correct horse battery staple";
 
-/// Runs one operation by name with JSON arguments: the result, or the error code.
-pub type Call<'a> = dyn FnMut(&str, Value) -> Result<Value, String> + 'a;
+/// Runs one operation with JSON arguments: the result, or the error code.
+pub type Call<'a> = dyn FnMut(Op, Value) -> Result<Value, String> + 'a;
 
 /// What the world holds.
 #[derive(Clone, Debug)]
@@ -37,8 +38,8 @@ pub struct World {
     pub off: String,
 }
 
-fn ok(call: &mut Call<'_>, op: &str, args: Value) -> Value {
-    call(op, args).unwrap_or_else(|code| panic!("building the world: {op} failed: {code}"))
+fn ok(call: &mut Call<'_>, op: Op, args: Value) -> Value {
+    call(op, args).unwrap_or_else(|code| panic!("building the world: {} failed: {code}", op.name()))
 }
 
 impl World {
@@ -47,7 +48,7 @@ impl World {
         let mut auth = Authenticator::new(11);
         let created = ok(
             call,
-            "create_account",
+            Op::CreateAccount,
             json!({ "email": "ada@example.com", "password": PASSWORD }),
         );
         let user = created["user_id"].as_str().unwrap_or_default().to_owned();
@@ -57,7 +58,7 @@ impl World {
             .expect("the authenticator registers");
         let registered = ok(
             call,
-            "finish_passkey_registration",
+            Op::FinishPasskeyRegistration,
             json!({ "user_id": user, "credential": credential }),
         );
         let codes: Vec<String> = serde_json::from_value(registered["backup_codes"].clone())
@@ -69,7 +70,7 @@ impl World {
 
         let pending = ok(
             call,
-            "sign_in",
+            Op::SignIn,
             json!({ "email": "ada@example.com", "password": PASSWORD, "remember_me": true }),
         );
         assert_eq!(pending["status"], "second_factor_required");
@@ -88,7 +89,7 @@ impl World {
 
         let created = ok(
             call,
-            "create_account",
+            Op::CreateAccount,
             json!({ "email": "bob@example.com", "password": PASSWORD }),
         );
         let off = created["user_id"].as_str().unwrap_or_default().to_owned();
@@ -98,12 +99,12 @@ impl World {
             .expect("a third authenticator registers");
         ok(
             call,
-            "finish_passkey_registration",
+            Op::FinishPasskeyRegistration,
             json!({ "user_id": off, "credential": credential }),
         );
         ok(
             call,
-            "disable_two_factor",
+            Op::DisableTwoFactor,
             json!({ "user_id": off, "password": PASSWORD }),
         );
         World {
@@ -120,95 +121,103 @@ impl World {
         }
     }
 
-    /// Every operation, named, with arguments that make it do its work on this world.
-    pub fn steps(&self) -> Vec<(&'static str, &'static str, Value)> {
+    /// Every operation, named, with arguments that make it do its work on this world; the
+    /// sign-in steps also once as a failure.
+    pub fn steps(&self) -> Vec<(&'static str, Op, Value)> {
         let confirm = |user: &str| json!({ "user_id": user, "password": PASSWORD });
-        vec![
+        let user = json!({ "user_id": self.user });
+        let wrong = json!({ "email": "ada@example.com", "password": "wrong password" });
+        let steps = vec![
             (
                 "create_account",
-                "create_account",
+                Op::CreateAccount,
                 json!({ "email": "cy@example.com", "password": PASSWORD }),
             ),
             (
                 "sign_in",
-                "sign_in",
+                Op::SignIn,
                 json!({ "email": "ada@example.com", "password": PASSWORD, "remember_me": true }),
             ),
-            (
-                "sign_in wrong password",
-                "sign_in",
-                json!({ "email": "ada@example.com", "password": "wrong password" }),
-            ),
+            ("sign_in wrong password", Op::SignIn, wrong),
             (
                 "sign_in_passkey",
-                "sign_in_passkey",
+                Op::SignInPasskey,
                 json!({ "pending_token": self.pending_token, "credential": self.assertion }),
             ),
             (
                 "sign_in_backup_code",
-                "sign_in_backup_code",
+                Op::SignInBackupCode,
                 json!({ "pending_token": self.pending_token, "code": self.codes[0] }),
             ),
             (
                 "sign_in_backup_code wrong",
-                "sign_in_backup_code",
+                Op::SignInBackupCode,
                 json!({ "pending_token": self.pending_token, "code": "2222-2222-2222" }),
             ),
             (
                 "start_passkey_registration",
-                "start_passkey_registration",
+                Op::StartPasskeyRegistration,
                 json!({ "user_id": self.user, "name": "Tablet", "password": PASSWORD }),
             ),
             (
                 "finish_passkey_registration",
-                "finish_passkey_registration",
+                Op::FinishPasskeyRegistration,
                 json!({ "user_id": self.user, "credential": self.registration }),
             ),
-            (
-                "list_passkeys",
-                "list_passkeys",
-                json!({ "user_id": self.user }),
-            ),
+            ("list_passkeys", Op::ListPasskeys, user.clone()),
             (
                 "rename_passkey",
-                "rename_passkey",
+                Op::RenamePasskey,
                 json!({ "user_id": self.user, "passkey_id": self.passkey_id, "name": "Desk" }),
             ),
             (
                 "remove_passkey",
-                "remove_passkey",
+                Op::RemovePasskey,
                 json!({ "user_id": self.user, "passkey_id": self.passkey_id, "password": PASSWORD }),
             ),
-            ("enable_two_factor", "enable_two_factor", confirm(&self.off)),
+            ("enable_two_factor", Op::EnableTwoFactor, confirm(&self.off)),
             (
                 "disable_two_factor",
-                "disable_two_factor",
+                Op::DisableTwoFactor,
                 confirm(&self.user),
             ),
             (
                 "regenerate_backup_codes",
-                "regenerate_backup_codes",
+                Op::RegenerateBackupCodes,
                 confirm(&self.user),
             ),
-            ("status", "status", json!({ "user_id": self.user })),
             (
-                "audit_events",
-                "audit_events",
-                json!({ "user_id": self.user }),
+                "change_password",
+                Op::ChangePassword,
+                json!({
+                    "user_id": self.user, "current_password": PASSWORD,
+                    "new_password": "a new password, longer"
+                }),
             ),
             (
-                "verify_audit_chain",
-                "verify_audit_chain",
-                json!({ "user_id": self.user }),
+                "reset_password",
+                Op::ResetPassword,
+                json!({ "email": "bob@example.com", "new_password": "a reset password" }),
             ),
-        ]
+            ("status", Op::Status, user.clone()),
+            ("audit_events", Op::AuditEvents, user.clone()),
+            ("audit_anchor", Op::AuditAnchor, user.clone()),
+            ("verify_audit_chain", Op::VerifyAuditChain, user),
+            (
+                "prune_audit_events",
+                Op::PruneAuditEvents,
+                json!({ "user_id": self.user, "older_than_days": 1 }),
+            ),
+        ];
+        assert!(Op::ALL.iter().all(|op| steps.iter().any(|s| s.1 == *op)));
+        steps
     }
 }
 
 fn start_registration(call: &mut Call<'_>, user: &str, name: &str) -> Value {
     let started = ok(
         call,
-        "start_passkey_registration",
+        Op::StartPasskeyRegistration,
         json!({ "user_id": user, "name": name, "password": PASSWORD }),
     );
     started["options"].clone()

@@ -21,11 +21,10 @@
 //!
 //! Cases per target: `TWOFOLD_FUZZ_CASES` (default 256); `TWOFOLD_FUZZ_SEED` replays a run.
 
-use std::ffi::{CStr, c_char, c_void};
+use std::ffi::{CStr, c_char};
 use std::path::PathBuf;
 use std::ptr;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -33,18 +32,19 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::{Config, RngSeed, TestCaseError, TestCaseResult, TestRunner};
+use serde::de::{self, Deserialize, Visitor};
 use serde_json::{Map, Value, json};
 use twofold::*;
 use twofold_conformance::driver::{Driver, Randomness};
+use twofold_conformance::ops::TestOp;
 use twofold_core::api::{self, Op};
-use twofold_core::{Context, Engine, ErrorCode, Record, Storage as _};
-use twofold_reliability::chost::{self, CEngine};
+use twofold_core::{Context, Engine, ErrorCode};
 use twofold_reliability::driver::DriverProcess;
-use twofold_reliability::store::{MapHost, Snapshot};
 use twofold_reliability::world::{PASSWORD, World};
-use twofold_reliability::{fuzz_cases, hosts, invariants};
+use twofold_reliability::{Snapshot, fuzz_cases, hosts, invariants};
 use twofold_testkit::authenticator::Tweaks;
-use twofold_testkit::{ORIGIN, fast_config};
+use twofold_testkit::{ORIGIN, TestHost, fast_config};
+use twofold_testsupport::{CEngine, CallbackTable, Fault, Misbehave, export, last_error};
 
 mod common;
 
@@ -66,14 +66,13 @@ fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
         let engine = Engine::new(fast_config()).expect("the test configuration");
-        let host = MapHost::new(Snapshot::new(), 7);
+        let host = TestHost::new(7);
         let world = World::build(&mut |op, args| {
-            let op = Op::parse(op).expect("an operation");
             api::call(&engine, &host, &ctx(), op, args.to_string().as_bytes())
                 .map(|text| serde_json::from_str(&text).expect("JSON"))
                 .map_err(|e| e.code().as_str().to_owned())
         });
-        let snapshot = host.snapshot();
+        let snapshot = host.storage.snapshot();
         invariants::check(&snapshot).assert_ok("the fuzz world");
         Fixture {
             engine,
@@ -167,30 +166,34 @@ fn check_answer(
                 prop_assert!(before == after, "{what}: {code} wrote to storage");
             }
             // A refusal records itself (an audit event, failure counts, a used-up ceremony)
-            // and changes nothing else: no passkey, owner record, email index or code set.
+            // and changes nothing else: no passkey, owner record, email index, device token,
+            // password, code set or epoch.
             let changed: Vec<&String> = before
                 .keys()
                 .chain(after.keys())
                 .filter(|k| before.get(*k) != after.get(*k))
                 .collect();
             for key in changed {
-                let allowed = ["user/", "audit/", "pending/", "registration/"]
+                let allowed = ["user/", "audit/", "pending/", "registration/", "throttle/"]
                     .iter()
                     .any(|p| key.starts_with(p));
                 prop_assert!(allowed, "{what}: {code} changed {key}");
                 if key.starts_with("user/") {
                     let doc = |s: &Snapshot| -> Value {
                         s.get(key.as_str())
-                            .and_then(|r| serde_json::from_slice(&r.value).ok())
+                            .and_then(|r| serde_json::from_str(&r.value).ok())
                             .unwrap_or(Value::Null)
                     };
                     let (old, new) = (doc(before), doc(after));
                     for field in [
                         "email",
+                        "email_hash",
                         "password",
                         "two_factor",
                         "backup_codes",
                         "user_handle",
+                        "passkeys",
+                        "epoch",
                     ] {
                         prop_assert_eq!(
                             &old[field],
@@ -219,52 +222,84 @@ fn check_answer(
 /// Runs an operation through the core's JSON API on a fresh copy of the world.
 fn core_case(op: Op, args: &[u8]) -> TestCaseResult {
     let f = fixture();
-    let host = MapHost::new(f.snapshot.clone(), 99);
+    let host = TestHost::with_data(f.snapshot.clone(), 99);
     let answer = api::call(&f.engine, &host, &ctx(), op, args);
     let what = format!("{} {}", op.name(), String::from_utf8_lossy(args));
     check_answer(
         &what,
         answer.as_deref().map_err(|e| e.code()),
         &f.snapshot,
-        &host.snapshot(),
+        &host.storage.snapshot(),
     )
 }
 
 // ------------------------------------------------------------------ strategies
 
-const FIELDS: [&str; 14] = [
-    "email",
-    "password",
-    "remember_me",
-    "pending_token",
-    "credential",
-    "code",
-    "user_id",
-    "name",
-    "passkey_id",
-    "before",
-    "limit",
-    "ip",
-    "user_agent",
-    "id",
-];
-
-fn fields_of(op: Op) -> &'static [&'static str] {
-    match op {
-        Op::CreateAccount => &["email", "password"],
-        Op::SignIn => &["email", "password", "remember_me"],
-        Op::SignInPasskey => &["pending_token", "credential"],
-        Op::SignInBackupCode => &["pending_token", "code"],
-        Op::StartPasskeyRegistration => &["user_id", "name", "password"],
-        Op::FinishPasskeyRegistration => &["user_id", "credential"],
-        Op::RenamePasskey => &["user_id", "passkey_id", "name"],
-        Op::RemovePasskey => &["user_id", "passkey_id", "password"],
-        Op::EnableTwoFactor | Op::DisableTwoFactor | Op::RegenerateBackupCodes => {
-            &["user_id", "password"]
+/// The member names a type declares to serde: what `deserialize_struct` is told. Nothing here
+/// lists an operation's arguments again; they come from the proto types.
+fn members<'de, T: Deserialize<'de>>() -> &'static [&'static str] {
+    struct Names(Option<&'static [&'static str]>);
+    #[derive(Debug)]
+    struct Stop;
+    impl std::fmt::Display for Stop {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("names taken")
         }
-        Op::AuditEvents => &["user_id", "before", "limit"],
-        _ => &["user_id"],
     }
+    impl std::error::Error for Stop {}
+    impl de::Error for Stop {
+        fn custom<M: std::fmt::Display>(_: M) -> Stop {
+            Stop
+        }
+    }
+    impl<'de> de::Deserializer<'de> for &mut Names {
+        type Error = Stop;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Stop> {
+            Err(Stop)
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Stop> {
+            self.0 = Some(fields);
+            Err(Stop)
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut names = Names(None);
+    let _ = T::deserialize(&mut names);
+    names.0.unwrap_or(&[])
+}
+
+/// The members of `op`'s request.
+fn fields_of(op: Op) -> &'static [&'static str] {
+    macro_rules! requests {
+        ($($(#[doc = $doc:literal])+ $variant:ident, $method:ident, $name:literal,
+           $wit:literal, $req:path => $answer:path;)+) => {
+            match op { $(Op::$variant => members::<$req>(),)+ }
+        };
+    }
+    twofold_core::for_each_op!(requests)
+}
+
+/// Every member name of every request and of the context, and a stray one.
+fn all_fields() -> Vec<&'static str> {
+    let mut fields: Vec<&str> = Op::ALL
+        .iter()
+        .flat_map(|op| fields_of(*op))
+        .copied()
+        .collect();
+    fields.extend(members::<Context>());
+    fields.push("id");
+    fields.sort_unstable();
+    fields.dedup();
+    fields
 }
 
 /// Values that mean something to the world: real ids, tokens, codes, credentials, and near
@@ -282,7 +317,7 @@ fn good_values(field: &str) -> Vec<Value> {
             json!("a@b"),
             json!(format!("{}@example.com", "x".repeat(300))),
         ],
-        "password" => vec![
+        "password" | "current_password" | "new_password" => vec![
             json!(PASSWORD),
             json!("wrong password"),
             json!(""),
@@ -332,7 +367,14 @@ fn good_values(field: &str) -> Vec<Value> {
             json!("名前"),
         ],
         "passkey_id" => vec![json!(w.passkey_id), json!("AAAA"), json!(""), json!("../x")],
-        "before" | "limit" => vec![json!(0), json!(1), json!(200), json!(201), json!(u64::MAX)],
+        "before" | "limit" | "older_than_days" => {
+            vec![json!(0), json!(1), json!(200), json!(201), json!(u64::MAX)]
+        }
+        "anchor" => vec![
+            json!({ "user_id": w.user, "seq": 1, "mac": "00".repeat(32) }),
+            json!({ "user_id": w.user, "seq": 0, "mac": "" }),
+            Value::Null,
+        ],
         _ => vec![json!("")],
     }
 }
@@ -349,7 +391,7 @@ fn arb_string() -> BoxedStrategy<String> {
 }
 
 fn arb_leaf() -> BoxedStrategy<Value> {
-    let pool: Vec<Value> = FIELDS.iter().flat_map(|f| good_values(f)).collect();
+    let pool: Vec<Value> = all_fields().iter().flat_map(|f| good_values(f)).collect();
     prop_oneof![
         1 => Just(Value::Null),
         1 => any::<bool>().prop_map(Value::Bool),
@@ -366,7 +408,7 @@ fn arb_leaf() -> BoxedStrategy<Value> {
 
 fn arb_key() -> BoxedStrategy<String> {
     prop_oneof![
-        3 => prop::sample::select(FIELDS.to_vec()).prop_map(str::to_owned),
+        3 => prop::sample::select(all_fields()).prop_map(str::to_owned),
         1 => "[a-z_]{0,12}",
     ]
     .boxed()
@@ -429,7 +471,7 @@ fn valid_args(op: Op) -> Vec<u8> {
         .world
         .steps()
         .into_iter()
-        .find(|(_, name, _)| *name == op.name())
+        .find(|(_, step_op, _)| *step_op == op)
         .map(|(_, _, args)| args.to_string().into_bytes())
         .unwrap_or_else(|| b"{}".to_vec())
 }
@@ -685,6 +727,8 @@ struct TweakSpec {
     flags: [Option<bool>; 4],
     counter: Option<u32>,
     drop_chromium_key: bool,
+    /// Made in a cross-origin frame: `crossOrigin` true, and sometimes a `topOrigin`.
+    cross_origin: Option<Option<String>>,
 }
 
 fn arb_tweaks() -> impl Strategy<Value = Option<TweakSpec>> {
@@ -720,6 +764,10 @@ fn arb_tweaks() -> impl Strategy<Value = Option<TweakSpec>> {
         prop::option::weighted(0.15, any::<bool>()),
     ];
     let counter = prop::option::weighted(0.2, prop_oneof![Just(0u32), Just(1), any::<u32>()]);
+    let cross_origin = prop::option::weighted(
+        0.1,
+        prop::option::of(prop_oneof![Just(ORIGIN.to_owned()), arb_string()]),
+    );
     prop::option::weighted(
         0.5,
         (
@@ -732,9 +780,10 @@ fn arb_tweaks() -> impl Strategy<Value = Option<TweakSpec>> {
             flags,
             counter,
             prop::bool::weighted(0.1),
+            cross_origin,
         )
             .prop_map(
-                |(origin, rp_id, challenge, kind, corrupt, alter, flags, counter, drop)| {
+                |(origin, rp_id, challenge, kind, corrupt, alter, flags, counter, drop, cross)| {
                     TweakSpec {
                         origin,
                         rp_id,
@@ -745,6 +794,7 @@ fn arb_tweaks() -> impl Strategy<Value = Option<TweakSpec>> {
                         flags,
                         counter,
                         drop_chromium_key: drop,
+                        cross_origin: cross,
                     }
                 },
             ),
@@ -766,7 +816,9 @@ impl TweakSpec {
             backup_state: self.flags[3],
             counter: self.counter,
             drop_chromium_key: self.drop_chromium_key,
-            credential_id: None,
+            cross_origin: self.cross_origin.is_some(),
+            top_origin: self.cross_origin.clone().flatten(),
+            ..Tweaks::default()
         }
     }
 }
@@ -868,7 +920,12 @@ fn must_be_refused(case: &CredentialCase, signed: &Value, sent: &Value) -> bool 
             || t.challenge.is_some()
             || t.client_data_type.as_deref().is_some_and(|k| k != kind)
             || t.flags[0] == Some(false)
-            || (!case.registration && (t.corrupt_signature || t.alter_client_data_after_signing))
+            // S3: no top origin is configured, so an assertion from a cross-origin frame is
+            // refused.
+            || (!case.registration
+                && (t.corrupt_signature
+                    || t.alter_client_data_after_signing
+                    || t.cross_origin.is_some()))
     });
     let fixes_client_data = case
         .edits
@@ -897,7 +954,7 @@ fn fuzz_mutated_credentials_from_the_software_authenticator() {
                 if must_fail {
                     tally("must be refused");
                     let f = fixture();
-                    let host = MapHost::new(f.snapshot.clone(), 99);
+                    let host = TestHost::with_data(f.snapshot.clone(), 99);
                     let answer = api::call(&f.engine, &host, &ctx(), op, &bytes);
                     prop_assert!(
                         answer.is_err(),
@@ -941,21 +998,28 @@ fn arb_corruption() -> impl Strategy<Value = (Index, Corruption, Op, Value)> {
 fn fuzz_operations_over_corrupted_storage() {
     let f = fixture();
     let keys: Vec<String> = f.snapshot.keys().cloned().collect();
+    // Members of the stored documents (`core/src/docs.rs`) worth damaging.
     let member_names = [
         "v",
         "id",
         "user_id",
         "email",
+        "email_hash",
         "two_factor",
+        "epoch",
+        "passkeys",
         "backup_codes",
         "audit_seq",
-        "audit_hash",
+        "audit_mac",
         "credential",
         "state",
         "expires_at",
         "failures",
+        "blocked_until",
         "seq",
-        "hash",
+        "mac",
+        "prev_mac",
+        "key_id",
         "ceremony",
     ];
     fuzz(
@@ -967,23 +1031,27 @@ fn fuzz_operations_over_corrupted_storage() {
             let mut snapshot = f.snapshot.clone();
             let record = snapshot.get_mut(key).expect("a key of the world");
             match &corruption {
-                Corruption::Bytes(edits) => record.value = apply_edits(record.value.clone(), edits),
-                Corruption::Json(v) => record.value = v.to_string().into_bytes(),
+                Corruption::Bytes(edits) => {
+                    // Storage values are text: damage that leaves bad UTF-8 is replaced.
+                    let bytes = apply_edits(record.value.clone().into_bytes(), edits);
+                    record.value = String::from_utf8_lossy(&bytes).into_owned();
+                }
+                Corruption::Json(v) => record.value = v.to_string(),
                 Corruption::Member(name, v) => {
-                    let mut doc: Value = serde_json::from_slice(&record.value).expect("JSON");
+                    let mut doc: Value = serde_json::from_str(&record.value).expect("JSON");
                     let name = if name.len() % 2 == 0 {
                         member_names[name.len() % member_names.len()].to_owned()
                     } else {
                         name.clone()
                     };
                     doc[name] = v.clone();
-                    record.value = doc.to_string().into_bytes();
+                    record.value = doc.to_string();
                 }
                 Corruption::Remove => {
                     snapshot.remove(key);
                 }
             }
-            let host = MapHost::new(snapshot, 5);
+            let host = TestHost::with_data(snapshot, 5);
             let answer = api::call(&f.engine, &host, &ctx(), op, args.to_string().as_bytes());
             tally(answer.as_ref().map_or_else(|e| e.code().as_str(), |_| "ok"));
             if let Ok(text) = &answer {
@@ -999,12 +1067,10 @@ fn fuzz_operations_over_corrupted_storage() {
 
 // ------------------------------------------------------------------ driver request lines
 
-const TEST_OPS: [&str; 5] = ["reset", "configure", "set_clock", "advance_clock", "seed"];
-
 fn arb_line() -> BoxedStrategy<Vec<u8>> {
     let op = prop_oneof![
         3 => arb_op().prop_map(|op| op.name().to_owned()),
-        1 => prop::sample::select(TEST_OPS.to_vec()).prop_map(str::to_owned),
+        1 => prop::sample::select(TestOp::ALL.to_vec()).prop_map(|op| op.name().to_owned()),
         1 => arb_string(),
     ];
     let id = prop_oneof![
@@ -1161,7 +1227,8 @@ fn check_answer_line(line: &[u8], answer: &[u8], lenient_json: bool) -> TestCase
 #[test]
 fn fuzz_conformance_driver_lines_in_process() {
     fixture();
-    let driver = std::sync::Mutex::new(Driver::new(Randomness::Seeded));
+    let driver = Driver::new(Randomness::Seeded).expect("the reference driver");
+    let driver = std::sync::Mutex::new(driver);
     let setup = |d: &mut Driver| {
         let answer = d.handle_line(&fast_configure_line(1));
         assert!(answer.contains("\"ok\""), "{answer}");
@@ -1266,7 +1333,7 @@ fn c_host_refuses_lines_that_are_not_json() {
         b"{\"id\":04,\"op\":\"status\",\"args\":{}}",
     ];
     for line in lines {
-        let mut reference = Driver::new(Randomness::Seeded);
+        let mut reference = Driver::new(Randomness::Seeded).expect("the reference driver");
         let expected: Value = serde_json::from_str(&reference.handle_line(line)).expect("JSON");
         assert_eq!(expected["id"], Value::Null, "the reference driver");
         assert!(host.send_line(line));
@@ -1345,22 +1412,28 @@ enum Len {
     Zero,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// The context a call passes.
+#[derive(Clone, Debug)]
 enum Ctx {
+    /// A well-formed context with every member.
     Valid,
+    /// NULL with a length.
     Null,
-    /// `ip` NULL with a non-zero length.
-    NullIpWithLength,
-    /// `user_agent` not UTF-8.
+    /// NULL with length 0 (still NULL: a context is required).
+    NullEmpty,
+    /// Not UTF-8.
     BadUtf8,
-    /// Both strings NULL with length 0 (allowed: unknown).
+    /// `{}`: nobody known.
     Empty,
+    /// Any JSON: the engine checks it.
+    Json(Value),
 }
 
 /// One call of an operation export.
 #[derive(Clone, Debug)]
 struct CCall {
-    /// 0..15: the operation exports; 15: `twofold_engine_call`.
+    /// An index into `Op::ALL` for the operation's own export; `Op::ALL.len()` for
+    /// `twofold_engine_call`.
     export: usize,
     op_name: Vec<u8>,
     args: Vec<u8>,
@@ -1368,7 +1441,7 @@ struct CCall {
     len: Len,
     engine_null: bool,
     ctx: Ctx,
-    out_json_null: bool,
+    out_null: bool,
     out_len_null: bool,
 }
 
@@ -1386,11 +1459,8 @@ fn arb_c_call() -> impl Strategy<Value = CCall> {
             1 => arb_op().prop_map(|op| op.name().as_bytes().to_vec()),
             1 => prop::collection::vec(any::<u8>(), 0..30),
         ];
-        let own = chost::EXPORTS
-            .iter()
-            .position(|(name, _)| *name == op.name())
-            .unwrap_or(0);
-        let export = prop_oneof![3 => Just(own), 1 => Just(15usize)];
+        let own = Op::ALL.iter().position(|o| *o == op).unwrap_or(0);
+        let export = prop_oneof![3 => Just(own), 1 => Just(Op::ALL.len())];
         (export, op_name, args)
     });
     let len = prop_oneof![
@@ -1401,9 +1471,10 @@ fn arb_c_call() -> impl Strategy<Value = CCall> {
     let ctx = prop_oneof![
         16 => Just(Ctx::Valid),
         1 => Just(Ctx::Null),
-        1 => Just(Ctx::NullIpWithLength),
+        1 => Just(Ctx::NullEmpty),
         1 => Just(Ctx::BadUtf8),
         1 => Just(Ctx::Empty),
+        2 => arb_json().prop_map(Ctx::Json),
     ];
     (
         call,
@@ -1421,7 +1492,7 @@ fn arb_c_call() -> impl Strategy<Value = CCall> {
                 len,
                 engine_null,
                 ctx,
-                out_json_null,
+                out_null,
                 out_len_null,
             )| {
                 CCall {
@@ -1432,7 +1503,7 @@ fn arb_c_call() -> impl Strategy<Value = CCall> {
                     len,
                     engine_null,
                     ctx,
-                    out_json_null,
+                    out_null,
                     out_len_null,
                 }
             },
@@ -1444,47 +1515,37 @@ const SENTINEL_PTR: usize = 0x5eed;
 const SENTINEL_LEN: usize = 0xdead_beef;
 
 fn status_name(status: twofold_status) -> &'static str {
-    ErrorCode::from_number(status as i32).map_or("ok", |c| c.as_str())
+    ErrorCode::from_number(status).map_or("ok", |c| c.as_str())
 }
 
 fn status_in_range(status: twofold_status) -> bool {
-    (0..=15).contains(&(status as i32))
+    status == 0 || ErrorCode::from_number(status).is_some()
+}
+
+/// A C engine over a fresh copy of the world.
+fn c_engine(seed: u64) -> CEngine<TestHost> {
+    let f = fixture();
+    let host = Arc::new(TestHost::with_data(f.snapshot.clone(), seed));
+    CEngine::new(host, &f.config_json).expect("an engine over the world")
 }
 
 fn c_case(call: &CCall) -> TestCaseResult {
     let f = fixture();
-    let engine = CEngine::new(MapHost::new(f.snapshot.clone(), 3), &f.config_json)
-        .map_err(|(s, m)| TestCaseError::fail(format!("engine_new: {s:?} {m}")))?;
-    let ip = "203.0.113.9";
-    let agent: &[u8] = if matches!(call.ctx, Ctx::BadUtf8) {
-        b"agent\xff\xfe"
-    } else {
-        b"agent"
+    let engine = c_engine(3);
+    let context: Vec<u8> = match &call.ctx {
+        Ctx::Valid => json!({
+            "ip": "203.0.113.9", "user_agent": "agent", "client_id": "", "device_token": null
+        })
+        .to_string()
+        .into_bytes(),
+        Ctx::BadUtf8 => b"{\"user_agent\": \"agent\xff\xfe\"}".to_vec(),
+        Ctx::Empty | Ctx::Null | Ctx::NullEmpty => b"{}".to_vec(),
+        Ctx::Json(v) => v.to_string().into_bytes(),
     };
-    let context = match call.ctx {
-        Ctx::NullIpWithLength => twofold_context {
-            ip: ptr::null(),
-            ip_len: 4,
-            user_agent: agent.as_ptr().cast(),
-            user_agent_len: agent.len(),
-        },
-        Ctx::Empty => twofold_context {
-            ip: ptr::null(),
-            ip_len: 0,
-            user_agent: ptr::null(),
-            user_agent_len: 0,
-        },
-        _ => twofold_context {
-            ip: ip.as_ptr().cast(),
-            ip_len: ip.len(),
-            user_agent: agent.as_ptr().cast(),
-            user_agent_len: agent.len(),
-        },
-    };
-    let ctx_ptr: *const twofold_context = if matches!(call.ctx, Ctx::Null) {
-        ptr::null()
-    } else {
-        &context
+    let (ctx_ptr, ctx_len): (*const c_char, usize) = match call.ctx {
+        Ctx::Null => (ptr::null(), context.len()),
+        Ctx::NullEmpty => (ptr::null(), 0),
+        _ => (context.as_ptr().cast(), context.len()),
     };
     let args_len = match call.len {
         Len::Exact => call.args.len(),
@@ -1501,12 +1562,12 @@ fn c_case(call: &CCall) -> TestCaseResult {
     } else {
         engine.raw()
     };
-    let mut out_json: *mut c_char = SENTINEL_PTR as *mut c_char;
+    let mut out: *mut c_char = SENTINEL_PTR as *mut c_char;
     let mut out_len: usize = SENTINEL_LEN;
-    let out_json_ptr: *mut *mut c_char = if call.out_json_null {
+    let out_ptr: *mut *mut c_char = if call.out_null {
         ptr::null_mut()
     } else {
-        &mut out_json
+        &mut out
     };
     let out_len_ptr: *mut usize = if call.out_len_null {
         ptr::null_mut()
@@ -1514,45 +1575,46 @@ fn c_case(call: &CCall) -> TestCaseResult {
         &mut out_len
     };
     let status = unsafe {
-        if call.export < 15 {
-            (chost::EXPORTS[call.export].1)(
+        match Op::ALL.get(call.export) {
+            Some(op) => export(*op)(
                 engine_ptr,
                 ctx_ptr,
+                ctx_len,
                 args_ptr,
                 args_len,
-                out_json_ptr,
+                out_ptr,
                 out_len_ptr,
-            )
-        } else {
-            twofold_engine_call(
+            ),
+            None => twofold_engine_call(
                 engine_ptr,
                 ctx_ptr,
+                ctx_len,
                 call.op_name.as_ptr().cast(),
                 call.op_name.len(),
                 args_ptr,
                 args_len,
-                out_json_ptr,
+                out_ptr,
                 out_len_ptr,
-            )
+            ),
         }
     };
-    prop_assert!(status_in_range(status), "status {}", status as i32);
+    prop_assert!(status_in_range(status), "status {}", status);
     let null_argument = call.args_null
         || call.engine_null
-        || call.out_json_null
+        || call.out_null
         || call.out_len_null
-        || matches!(call.ctx, Ctx::Null | Ctx::NullIpWithLength | Ctx::BadUtf8);
+        || matches!(call.ctx, Ctx::Null | Ctx::NullEmpty | Ctx::BadUtf8);
     if null_argument {
         prop_assert_eq!(
             status,
-            twofold_status::TwofoldInvalidInput,
+            ErrorCode::InvalidInput.number(),
             "NULL or bad pointer argument"
         );
     }
-    let after = engine.host().snapshot();
-    if status == twofold_status::TwofoldOk {
-        prop_assert_ne!(out_json as usize, SENTINEL_PTR, "ok without a result");
-        let text = unsafe { CStr::from_ptr(out_json) };
+    let after = engine.host().storage.snapshot();
+    if status == 0 {
+        prop_assert_ne!(out as usize, SENTINEL_PTR, "ok without a result");
+        let text = unsafe { CStr::from_ptr(out) };
         prop_assert_eq!(
             text.to_bytes().len(),
             out_len,
@@ -1562,19 +1624,15 @@ fn c_case(call: &CCall) -> TestCaseResult {
             .to_str()
             .map_err(|_| TestCaseError::fail("result not UTF-8"))?
             .to_owned();
-        unsafe { twofold_string_free(out_json) };
+        unsafe { twofold_string_free(out) };
         check_answer("C export", Ok(&text), &f.snapshot, &after)
     } else {
-        prop_assert_eq!(
-            out_json as usize,
-            SENTINEL_PTR,
-            "out_json written on failure"
-        );
+        prop_assert_eq!(out as usize, SENTINEL_PTR, "out written on failure");
         prop_assert_eq!(out_len, SENTINEL_LEN, "out_len written on failure");
         prop_assert_eq!(twofold_last_error_status(), status, "last error status");
         let message = twofold_last_error_message();
         prop_assert!(!message.is_null(), "NULL last error message");
-        let code = ErrorCode::from_number(status as i32).expect("a code");
+        let code = ErrorCode::from_number(status).expect("a code");
         check_answer("C export", Err(code), &f.snapshot, &after)
     }
 }
@@ -1617,8 +1675,8 @@ fn fuzz_engine_new_and_the_status_functions() {
         fuzz_cases(),
         strategy,
         |(config, config_null, version, nulls, host_null, out_null, number)| {
-            let host = MapHost::new(Snapshot::new(), 1);
-            let mut table = chost::table(&host);
+            let callbacks = CallbackTable::new(Arc::new(TestHost::new(1)));
+            let mut table = callbacks.table();
             table.version = version;
             if nulls[0] {
                 table.get = None;
@@ -1647,9 +1705,9 @@ fn fuzz_engine_new_and_the_status_functions() {
                 )
             };
             prop_assert!(status_in_range(status));
-            prop_assert_ne!(status, twofold_status::TwofoldInternal);
+            prop_assert_ne!(status, ErrorCode::Internal.number());
             tally(status_name(status));
-            if status == twofold_status::TwofoldOk {
+            if status == 0 {
                 prop_assert!(
                     version >= 1
                         && !nulls.contains(&true)
@@ -1680,201 +1738,27 @@ fn fuzz_engine_new_and_the_status_functions() {
     );
 }
 
-/// How a host breaks the callback contract.
-#[derive(Clone, Copy, Debug)]
-enum Misbehave {
-    GetVersionZero,
-    GetTwice,
-    GetNullValueWithLength,
-    ScanReversed,
-    ScanOutsidePrefix,
-    ScanTooMany,
-    ScanKeyNotUtf8,
-    ScanRepeatsAfter,
-    Status(i32),
-    NowFails(i32),
-    RandomFails(i32),
-}
-
-struct Evil {
-    host: MapHost,
-    mode: Misbehave,
-    /// Misbehave from this callback on (1-based).
-    from: u64,
-    calls: AtomicU64,
-}
-
-impl Evil {
-    fn now(&self) -> bool {
-        self.calls.fetch_add(1, Ordering::SeqCst) + 1 >= self.from
-    }
-}
-
-unsafe fn evil<'a>(user_data: *mut c_void) -> &'a Evil {
-    unsafe { &*(user_data as *const Evil) }
-}
-
-unsafe extern "C" fn evil_get(
-    user_data: *mut c_void,
-    key: *const c_char,
-    key_len: usize,
-    found: twofold_record_fn,
-    sink: *mut twofold_record_sink,
-) -> i32 {
-    let e = unsafe { evil(user_data) };
-    let key = std::str::from_utf8(unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) })
-        .unwrap_or_default();
-    let record = e.host.get(key).ok().flatten();
-    let now = e.now();
-    match (e.mode, record) {
-        (Misbehave::Status(s), _) if now => s,
-        (Misbehave::GetVersionZero, Some(r)) if now => unsafe {
-            found(sink, r.value.as_ptr(), r.value.len(), 0)
-        },
-        (Misbehave::GetNullValueWithLength, Some(_)) if now => unsafe {
-            found(sink, ptr::null(), 10, 1)
-        },
-        (Misbehave::GetTwice, Some(r)) if now => unsafe {
-            found(sink, r.value.as_ptr(), r.value.len(), r.version);
-            found(sink, r.value.as_ptr(), r.value.len(), r.version)
-        },
-        (_, Some(r)) => unsafe { found(sink, r.value.as_ptr(), r.value.len(), r.version) },
-        (_, None) => 0,
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-unsafe extern "C" fn evil_scan(
-    user_data: *mut c_void,
-    prefix: *const c_char,
-    prefix_len: usize,
-    after: *const c_char,
-    after_len: usize,
-    limit: usize,
-    emit: twofold_entry_fn,
-    sink: *mut twofold_entry_sink,
-) -> i32 {
-    let e = unsafe { evil(user_data) };
-    let text = |p: *const c_char, n: usize| {
-        std::str::from_utf8(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), n) })
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let prefix = if prefix_len == 0 {
-        String::new()
-    } else {
-        text(prefix, prefix_len)
-    };
-    let after = (!after.is_null()).then(|| text(after, after_len));
-    let mut entries: Vec<(Vec<u8>, Record)> = e
-        .host
-        .scan(&prefix, after.as_deref(), limit)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, r)| (k.into_bytes(), r))
-        .collect();
-    let now = e.now();
-    let filler = Record {
-        value: b"{}".to_vec(),
-        version: 1,
-    };
-    match e.mode {
-        Misbehave::Status(s) if now => return s,
-        Misbehave::ScanReversed if now => entries.reverse(),
-        Misbehave::ScanOutsidePrefix if now => entries.push((b"~outside".to_vec(), filler)),
-        Misbehave::ScanTooMany if now && limit <= 64 => {
-            for n in entries.len()..=limit {
-                entries.push((
-                    format!("{prefix}\u{10FFFF}{n:04}").into_bytes(),
-                    filler.clone(),
-                ));
-            }
-        }
-        Misbehave::ScanKeyNotUtf8 if now => {
-            let mut key = prefix.clone().into_bytes();
-            key.extend_from_slice(b"\xff\xfe");
-            entries.push((key, filler));
-        }
-        Misbehave::ScanRepeatsAfter if now => {
-            if let Some(a) = &after {
-                entries.insert(0, (a.clone().into_bytes(), filler));
-            }
-        }
-        _ => {}
-    }
-    for (key, r) in entries {
-        let status = unsafe {
-            emit(
-                sink,
-                key.as_ptr().cast(),
-                key.len(),
-                r.value.as_ptr(),
-                r.value.len(),
-                r.version,
-            )
-        };
-        if status != 0 {
-            return status;
-        }
-    }
-    0
-}
-
-unsafe extern "C" fn evil_commit(
-    user_data: *mut c_void,
-    writes: *const twofold_write,
-    writes_len: usize,
-) -> i32 {
-    let e = unsafe { evil(user_data) };
-    if let (Misbehave::Status(s), true) = (e.mode, e.now()) {
-        return s;
-    }
-    let table = chost::table(&e.host);
-    unsafe { (table.commit.expect("commit"))(table.user_data, writes, writes_len) }
-}
-
-unsafe extern "C" fn evil_now(user_data: *mut c_void, out_ms: *mut u64) -> i32 {
-    let e = unsafe { evil(user_data) };
-    match e.mode {
-        Misbehave::NowFails(s) if s != 0 && e.now() => s,
-        _ => {
-            unsafe { out_ms.write(twofold_reliability::store::START_MS) };
-            0
-        }
-    }
-}
-
-unsafe extern "C" fn evil_random(user_data: *mut c_void, buf: *mut u8, len: usize) -> i32 {
-    let e = unsafe { evil(user_data) };
-    match e.mode {
-        Misbehave::RandomFails(s) if s != 0 && e.now() => s,
-        _ => {
-            let table = chost::table(&e.host);
-            unsafe { (table.fill_random.expect("fill_random"))(table.user_data, buf, len) }
-        }
-    }
-}
-
 fn arb_misbehave() -> impl Strategy<Value = Misbehave> {
     let nonzero = any::<i32>().prop_filter("non-zero", |s| *s != 0);
     prop_oneof![
-        Just(Misbehave::GetVersionZero),
-        Just(Misbehave::GetTwice),
-        Just(Misbehave::GetNullValueWithLength),
-        Just(Misbehave::ScanReversed),
-        Just(Misbehave::ScanOutsidePrefix),
-        Just(Misbehave::ScanTooMany),
-        Just(Misbehave::ScanKeyNotUtf8),
-        Just(Misbehave::ScanRepeatsAfter),
-        prop_oneof![Just(13), Just(14), Just(-1), Just(1000), nonzero.clone()]
+        1 => Just(Misbehave::GetVersionZero),
+        1 => Just(Misbehave::GetTwice),
+        1 => Just(Misbehave::GetNullValueWithLength),
+        1 => Just(Misbehave::GetNotUtf8),
+        1 => Just(Misbehave::ScanReversed),
+        1 => Just(Misbehave::ScanOutsidePrefix),
+        1 => Just(Misbehave::ScanTooMany),
+        1 => Just(Misbehave::ScanKeyNotUtf8),
+        1 => Just(Misbehave::ScanValueNotUtf8),
+        1 => Just(Misbehave::ScanRepeatsAfter),
+        3 => prop_oneof![Just(13), Just(14), Just(15), Just(-1), Just(99), nonzero]
             .prop_map(Misbehave::Status),
-        nonzero.clone().prop_map(Misbehave::NowFails),
-        nonzero.prop_map(Misbehave::RandomFails),
     ]
 }
 
 /// A host that breaks the callback contract (version 0, a record twice, keys out of order or
-/// outside the prefix, too many entries, statuses out of range) gets `storage` or `conflict`
+/// outside the prefix, too many entries, values that are not UTF-8, statuses the contract does
+/// not know, a conflict outside `commit`), from some callback on, gets `storage` or `conflict`
 /// (or its operation's ordinary answer if the broken callback was never reached), and nothing
 /// is written.
 #[test]
@@ -1886,74 +1770,29 @@ fn fuzz_hosts_that_break_the_callback_contract() {
         "misbehaving C hosts",
         fuzz_cases(),
         strategy,
-        |(step, mode, from)| {
+        |(step, how, from)| {
             let (name, op, args) = &steps[step];
-            let e = Box::new(Evil {
-                host: MapHost::new(f.snapshot.clone(), 3),
-                mode,
+            let engine = c_engine(3).with_context("{}");
+            engine.callbacks().set_fault(Fault {
+                how,
                 from,
-                calls: AtomicU64::new(0),
+                once: false,
             });
-            let table = twofold_host {
-                version: TWOFOLD_HOST_VERSION,
-                user_data: &*e as *const Evil as *mut c_void,
-                get: Some(evil_get),
-                scan: Some(evil_scan),
-                commit: Some(evil_commit),
-                now_ms: Some(evil_now),
-                fill_random: Some(evil_random),
-            };
-            let mut engine = ptr::null_mut();
-            let status = unsafe {
-                twofold_engine_new(
-                    f.config_json.as_ptr().cast(),
-                    f.config_json.len(),
-                    &table,
-                    &mut engine,
-                )
-            };
-            prop_assert_eq!(status, twofold_status::TwofoldOk);
-            let ctx = twofold_context {
-                ip: ptr::null(),
-                ip_len: 0,
-                user_agent: ptr::null(),
-                user_agent_len: 0,
-            };
-            let args = args.to_string();
-            let mut out: *mut c_char = ptr::null_mut();
-            let mut out_len = 0;
-            let status = unsafe {
-                chost::export(op)(
-                    engine,
-                    &ctx,
-                    args.as_ptr().cast(),
-                    args.len(),
-                    &mut out,
-                    &mut out_len,
-                )
-            };
-            if status == twofold_status::TwofoldOk {
-                unsafe { twofold_string_free(out) };
-            }
-            let message = chost::last_error();
-            unsafe { twofold_engine_free(engine) };
-            tally(status_name(status));
-            prop_assert!(status_in_range(status), "{name}: status {}", status as i32);
+            let answer = engine.call(*op, args.to_string().as_bytes());
+            let code = answer.as_ref().err().map(|(code, _)| *code);
+            tally(code.map_or("ok", ErrorCode::as_str));
             prop_assert_ne!(
-                status,
-                twofold_status::TwofoldInternal,
+                code,
+                Some(ErrorCode::Internal),
                 "{}: {}",
                 name,
-                message
+                last_error()
             );
-            let after = e.host.snapshot();
-            if matches!(
-                status,
-                twofold_status::TwofoldStorage | twofold_status::TwofoldConflict
-            ) {
+            let after = engine.host().storage.snapshot();
+            if matches!(code, Some(ErrorCode::Storage | ErrorCode::Conflict)) {
                 prop_assert!(
                     after == f.snapshot,
-                    "{name}: {status:?} but storage changed"
+                    "{name}: {code:?} under {how:?} but storage changed"
                 );
             } else if after != f.snapshot {
                 invariants::check(&after)
@@ -1961,7 +1800,7 @@ fn fuzz_hosts_that_break_the_callback_contract() {
                     .is_empty()
                     .then_some(())
                     .ok_or_else(|| {
-                        TestCaseError::fail(format!("{name}: broken state after {mode:?}"))
+                        TestCaseError::fail(format!("{name}: broken state after {how:?}"))
                     })?;
             }
             Ok(())
@@ -1990,24 +1829,20 @@ fn fuzz_the_component_through_its_wit_interface() {
 
 mod component {
     use super::*;
-    use common::component::{call, config, loader};
-    use twofold_server::MemoryStorage;
-    use twofold_server::json as sj;
+    use common::component::{call, instance};
+    use twofold_testkit::MemoryStorage;
 
     pub fn fuzz_component() {
-        let loader = loader();
         // The component's own world (its ids, tokens and challenges), built through it.
-        let storage = MemoryStorage::new();
-        let mut tf = match loader.instantiate(storage.clone(), &config()) {
-            Ok(Ok(tf)) => tf,
-            other => panic!("cannot instantiate: {:?}", other.err()),
-        };
+        let storage = Arc::new(MemoryStorage::new());
+        let mut tf = instance(Arc::clone(&storage));
         let world = World::build(&mut |op, args| match call(&mut tf, op, &args) {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(format!("{:?}: {}", e.code, e.message)),
+            Ok(Err(e)) => Err(format!("{}: {}", e.code, e.message)),
             Err(trap) => panic!("trap while building: {trap}"),
         });
         let steps = world.steps();
+        let snapshot = storage.snapshot();
         let strategy = (
             0..steps.len(),
             prop::collection::vec(arb_cred_edit(), 0..3),
@@ -2021,48 +1856,25 @@ mod component {
             |(step, edits, op, shaped)| {
                 // Half the cases: one of this world's own steps with its credential edited;
                 // the others: shaped arguments (the core world's values, mostly unknown here).
-                let (name, args) = if step % 2 == 0 {
-                    let (_, name, mut args) = steps[step].clone();
+                let (name, op, args) = if step % 2 == 0 {
+                    let (name, op, mut args) = steps[step].clone();
                     if let Some(cred) = args.get_mut("credential") {
                         for edit in &edits {
                             apply_cred_edit(cred, edit);
                         }
                     }
-                    (name, args)
+                    (name, op, args)
                 } else {
-                    (op.name(), shaped)
+                    (op.name(), op, shaped)
                 };
-                let fork = storage.fork();
-                let before = fork.snapshot();
-                let mut tf = match loader.instantiate(fork.clone(), &config()) {
-                    Ok(Ok(tf)) => tf,
-                    other => {
-                        return Err(TestCaseError::fail(format!(
-                            "instantiate: {:?}",
-                            other.err()
-                        )));
-                    }
-                };
-                let answer = call(&mut tf, name, &args)
+                let fork = Arc::new(MemoryStorage::with_data(snapshot.clone()));
+                let mut tf = instance(Arc::clone(&fork));
+                let answer = call(&mut tf, op, &args)
                     .map_err(|trap| TestCaseError::fail(format!("{name} trapped: {trap}")))?;
-                let after: Snapshot = fork
-                    .snapshot()
-                    .into_iter()
-                    .map(|(k, (value, version))| (k, Record { value, version }))
-                    .collect();
-                let before: Snapshot = before
-                    .into_iter()
-                    .map(|(k, (value, version))| (k, Record { value, version }))
-                    .collect();
-                let text = answer.as_ref().map(Value::to_string);
-                let code = match &answer {
-                    Ok(_) => None,
-                    Err(e) => ErrorCode::parse(sj::code_name(e.code)),
-                };
-                match (&text, code) {
-                    (Ok(text), _) => check_answer(name, Ok(text), &before, &after),
-                    (Err(_), Some(code)) => check_answer(name, Err(code), &before, &after),
-                    (Err(_), None) => Err(TestCaseError::fail("an unknown error code")),
+                let after = fork.snapshot();
+                match &answer {
+                    Ok(value) => check_answer(name, Ok(&value.to_string()), &snapshot, &after),
+                    Err(e) => check_answer(name, Err(e.code), &snapshot, &after),
                 }
             },
         );

@@ -3,18 +3,19 @@
 #![allow(dead_code)]
 
 pub mod component {
-    //! The WASI component in wasmtime: loaded through the compiled-code cache beside it, and
-    //! driven with the JSON arguments of `twofold_core::api` (converted to WIT records the way
-    //! the server's driver converts them).
+    //! The WASI component in wasmtime through `twofold-server`'s embedding: loaded through the
+    //! compiled-code cache beside it, configured with the test configuration, and driven with
+    //! the JSON arguments of `twofold_core::api` (deserialised into the proto request the typed
+    //! call takes, the answer serialised back: the operations table, expanded).
 
     use std::path::PathBuf;
     use std::sync::OnceLock;
 
     use serde_json::Value;
+    use twofold_core::{Context, EngineError, ErrorCode, Op, Storage};
     use twofold_reliability::hosts;
-    use twofold_server::json::{self as sj, request};
-    use twofold_server::{ComponentEngine, Instance, LoadOptions, wit};
-    use twofold_testkit::ORIGIN;
+    use twofold_server::{ComponentEngine, Instance, LoadOptions};
+    use twofold_testkit::fast_config;
 
     /// The component, compiled (or loaded from the cache) once per test binary.
     pub fn loader() -> ComponentEngine {
@@ -45,106 +46,47 @@ pub mod component {
             .clone()
     }
 
-    /// The test relying party, with argon2 cheap enough for thousands of calls.
-    pub fn config() -> wit::Config {
-        wit::Config {
-            rp_id: twofold_testkit::RP_ID.into(),
-            rp_name: "twofold test".into(),
-            origins: vec![ORIGIN.into()],
-            password_hash: Some(wit::Argon2Params {
-                m_kib: 64,
-                t: 1,
-                p: 1,
-            }),
-            backup_code_hash: Some(wit::Argon2Params {
-                m_kib: 32,
-                t: 1,
-                p: 1,
-            }),
-            ..twofold_server::default_config()
+    /// An instance over `storage` with the test configuration.
+    pub fn instance(storage: impl Storage + Send + 'static) -> Instance {
+        match loader().instantiate(storage, &fast_config()) {
+            Ok(Ok(instance)) => instance,
+            Ok(Err(e)) => panic!("configuration refused: {}", e.message),
+            Err(trap) => panic!("cannot instantiate: {trap:?}"),
         }
     }
 
-    /// One operation by name with JSON arguments: `Ok(answer)` (the result as JSON, or the
-    /// typed error), or `Err(trap)`.
+    /// One operation with JSON arguments: `Ok(answer)` (the answer as JSON, or the typed
+    /// error; arguments of the wrong shape are `invalid_input`, as the JSON API answers them),
+    /// or `Err(trap)`.
     pub fn call(
         tf: &mut Instance,
-        op: &str,
+        op: Op,
         args: &Value,
-    ) -> Result<Result<Value, wit::Error>, String> {
-        let ctx = wit::Context {
-            ip: "203.0.113.7".into(),
-            user_agent: "twofold-reliability".into(),
-        };
-        macro_rules! run {
-            ($req:ty, $method:ident, $render:expr) => {{
-                let req = match sj::args::<$req>(args) {
-                    Ok(req) => req.into(),
-                    Err(e) => return Ok(Err(e)),
-                };
-                match tf.$method(&ctx, &req) {
-                    Ok(Ok(v)) => Ok(Ok($render(&v))),
-                    Ok(Err(e)) => Ok(Err(e)),
-                    Err(trap) => Err(format!("{trap:?}")),
+    ) -> Result<Result<Value, EngineError>, String> {
+        let ctx = Context::new("203.0.113.7", "twofold-reliability");
+        macro_rules! dispatch {
+            ($($(#[doc = $doc:literal])+ $variant:ident, $method:ident, $name:literal,
+               $wit:literal, $req:path => $answer:path;)+) => {
+                match op {
+                    $(Op::$variant => {
+                        let req: $req = match serde_json::from_value(args.clone()) {
+                            Ok(req) => req,
+                            Err(e) => {
+                                let message = format!("arguments: {e}");
+                                return Ok(Err(EngineError::new(ErrorCode::InvalidInput, message)));
+                            }
+                        };
+                        tf.call::<twofold_core::op::$variant>(&ctx, &req)
+                            .map(|answer| answer.map(|a| serde_json::to_value(a)))
+                    })+
                 }
-            }};
+            };
         }
-        match op {
-            "create_account" => run!(request::CreateAccount, create_account, sj::account_created),
-            "sign_in" => run!(request::SignIn, sign_in, |o| sj::sign_in_outcome(o)
-                .unwrap_or(Value::Null)),
-            "sign_in_passkey" => {
-                run!(request::PasskeySignIn, sign_in_with_passkey, sj::signed_in)
-            }
-            "sign_in_backup_code" => {
-                run!(
-                    request::BackupCodeSignIn,
-                    sign_in_with_backup_code,
-                    sj::signed_in
-                )
-            }
-            "start_passkey_registration" => run!(
-                request::StartRegistration,
-                start_passkey_registration,
-                |r| sj::registration_started(r).unwrap_or(Value::Null)
-            ),
-            "finish_passkey_registration" => run!(
-                request::FinishRegistration,
-                finish_passkey_registration,
-                sj::passkey_registered
-            ),
-            "list_passkeys" => run!(request::UserRef, list_passkeys, |l: &Vec<wit::Passkey>| {
-                sj::passkey_list(l)
-            }),
-            "rename_passkey" => run!(request::RenamePasskey, rename_passkey, sj::passkey),
-            "remove_passkey" => run!(request::RemovePasskey, remove_passkey, sj::status),
-            "enable_two_factor" => {
-                run!(
-                    request::PasswordConfirmed,
-                    enable_two_factor,
-                    sj::backup_codes
-                )
-            }
-            "disable_two_factor" => {
-                run!(request::PasswordConfirmed, disable_two_factor, sj::status)
-            }
-            "regenerate_backup_codes" => {
-                run!(
-                    request::PasswordConfirmed,
-                    regenerate_backup_codes,
-                    sj::backup_codes
-                )
-            }
-            "status" => run!(request::UserRef, status, sj::status),
-            "audit_events" => run!(request::AuditQuery, audit_events, |p| sj::audit_page(p)
-                .unwrap_or(Value::Null)),
-            "verify_audit_chain" => run!(request::UserRef, verify_audit_chain, sj::chain_report),
-            other => panic!("no such operation {other}"),
+        match twofold_core::for_each_op!(dispatch) {
+            Ok(Ok(Ok(value))) => Ok(Ok(value)),
+            Ok(Ok(Err(e))) => Err(format!("the answer does not serialise: {e}")),
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(trap) => Err(format!("{trap:?}")),
         }
-    }
-
-    /// The error code's SPEC name.
-    pub fn code(e: &wit::Error) -> &'static str {
-        sj::code_name(e.code)
     }
 }
