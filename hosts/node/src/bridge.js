@@ -71,9 +71,15 @@ export class BridgeClient {
     if (Atomics.load(h, STATE) === DEAD) throw new BridgeBroken('the storage thread died while starting');
   }
 
+  /** Whether the answering side is known to be gone. */
+  get dead() {
+    return Atomics.load(this.#header, STATE) === DEAD;
+  }
+
   /** One round trip: the adapter's answer, or StorageConflict, Error (the adapter's failure), BridgeBroken. */
   call(op, ...args) {
     const h = this.#header;
+    if (this.dead) throw new BridgeBroken('the storage thread died');
     if (Atomics.load(h, READY) !== SERVING) this.waitReady();
     writeText(this.#sab, JSON.stringify([op, ...args]));
     const seq = (this.#seq = (this.#seq + 1) | 0);

@@ -65,8 +65,7 @@ function toJson(type, v) {
     const c = t.cases.find((x) => x.name.replaceAll('-', '_') === v[t.tag]);
     return recordToJson(types[c.type], v, [`${JSON.stringify(t.tag)}:${JSON.stringify(v[t.tag])}`]);
   }
-  if (t?.kind === 'variant') return JSON.stringify(v);
-  return JSON.stringify(v);
+  return JSON.stringify(v); // primitives, enums, untagged variants
 }
 
 function recordToJson(t, v, members) {

@@ -53,7 +53,10 @@ export class WorkerStorage {
 
   #call(op, ...args) {
     if (this.#closed) throw new Error('the storage is closed');
-    if (this.#worker === null) this.#start();
+    if (this.#worker === null || this.#client.dead) {
+      void this.#worker?.terminate();
+      this.#start();
+    }
     try {
       return this.#client.call(op, ...args);
     } catch (e) {
