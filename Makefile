@@ -5,12 +5,12 @@
 
 COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
 
-.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-node test-conformance test-browser
+.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-node test-python test-conformance test-browser
 
 demo: setup component
 	cargo run --release -p twofold-server -- --listen 127.0.0.1:8080 --origin http://localhost:8080 --db twofold.db
 
-test: setup lint component test-c test-c-sqlite test-rust test-node test-conformance test-browser
+test: setup lint component test-c test-c-sqlite test-rust test-node test-python test-conformance test-browser
 	@echo "make test: all checks passed"
 
 setup:
@@ -39,6 +39,18 @@ test-c-sqlite:
 # tsc --noEmit on its types and examples, node:test (which starts its own PostgreSQL).
 test-node: component
 	cd hosts/node && npm ci --no-audit --no-fund && npm run build && npm run typecheck && TWOFOLD_REQUIRE_HOSTS=1 npm test
+
+# The Python package (hosts/python) in a virtual environment under target/ (PyPI only), with the
+# debug libtwofold bundled: mypy --strict, pytest (PostgreSQL required), then the mixed fleet.
+PY_VENV := $(or $(CARGO_TARGET_DIR),target)/python-venv
+test-python:
+	cargo build -q -p twofold-ffi
+	test -x $(PY_VENV)/bin/python || python3 -m venv $(PY_VENV)
+	$(PY_VENV)/bin/pip install -q --disable-pip-version-check './hosts/python[web,postgres,test]'
+	TWOFOLD_LIBRARY=$(abspath $(or $(CARGO_TARGET_DIR),target)/debug/libtwofold.so) $(PY_VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall ./hosts/python
+	cd hosts/python && $(abspath $(PY_VENV))/bin/mypy --strict
+	TWOFOLD_REQUIRE_POSTGRES=1 $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider hosts/python/tests
+	TWOFOLD_REQUIRE_POSTGRES=1 $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider -m fleet hosts/python/tests
 
 # Every scenario against every host; transcripts must be identical.
 # (target/debug/twofold-server is the binary `cargo test --workspace` built; building the

@@ -12,6 +12,7 @@ of `TwofoldError` (one per error code). Storage is any object with `get`, `scan`
 
 from typing import TYPE_CHECKING
 
+from . import _generated
 from ._errors import TwofoldError
 from ._ffi import LibraryNotFound
 from ._generated import *  # noqa: F403 - the API's records, enums and error classes
@@ -23,6 +24,19 @@ if TYPE_CHECKING:
     from .postgres import PostgresStorage
 
 __version__ = "0.2.0"
+
+__all__ = [
+    "Engine",
+    "LibraryNotFound",
+    "MemoryStorage",
+    "PostgresStorage",
+    "SQLiteStorage",
+    "Storage",
+    "StorageConflict",
+    "TwofoldError",
+    "prefix_upper_bound",
+]
+__all__ += _generated.__all__
 
 
 def __getattr__(name: str) -> object:

@@ -39,13 +39,26 @@ __all__ = ["PostgresStorage", "PostgresError"]
 DEFAULT_LOCK_TIMEOUT_MS = 5000
 DEFAULT_CONNECT_TIMEOUT_SECS = 10
 
-#: `MIGRATIONS[i]` takes a database from schema version i to i + 1; the Rust host has the same.
+#: `MIGRATIONS[i]` takes a database from schema version i to i + 1. The list is shared with the
+#: Rust server (hosts/wasmtime-server/src/store/postgres.rs): every host on one database must
+#: know the same steps. Step 2 is the sample servers' sessions table (twofold/web/sessions.py),
+#: kept here so that servers of either language share sessions.
 MIGRATIONS = (
     """CREATE TABLE IF NOT EXISTS kv (
          key text COLLATE "C" PRIMARY KEY,
          value text NOT NULL,
          version bigint NOT NULL CHECK (version >= 1)
      )""",
+    """CREATE TABLE IF NOT EXISTS sessions (
+         id_hash text PRIMARY KEY,
+         user_id text NOT NULL,
+         epoch bigint NOT NULL,
+         remember boolean NOT NULL,
+         pending_hash text,
+         created_at bigint NOT NULL,
+         expires_at bigint NOT NULL
+     );
+     CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at)""",
 )
 #: "twofold" in ASCII: the advisory lock that serialises schema creation between hosts.
 SCHEMA_LOCK = 0x0074776F666F6C64
@@ -296,7 +309,8 @@ def _migrate(conn: psycopg.Connection[Any]) -> None:
                     f"postgres: the database has twofold schema {found}; this build knows up to {supported}"
                 )
             for step in MIGRATIONS[found:]:
-                conn.execute(step)
+                for statement in filter(str.strip, step.split(";")):
+                    conn.execute(statement)
             if found < supported:
                 conn.execute(
                     "INSERT INTO twofold_schema (version) VALUES (%s) "

@@ -64,12 +64,14 @@ class Sessions:
         self._connect = connect
         self._postgres = postgres
         columns = [row[0] for row in self._rows(_columns_sql(postgres), ())]
-        if not columns:
+        if not columns and not postgres:
+            # PostgreSQL's comes with the shared schema (twofold.postgres.MIGRATIONS).
             self._run(SCHEMA, ())
         elif sorted(columns) != sorted(COLUMNS):
             raise RuntimeError(
                 "the database has a sessions table of another layout "
-                f"({', '.join(columns)}); expected {', '.join(COLUMNS)}"
+                f"({', '.join(columns) or 'none'}); expected {', '.join(COLUMNS)}: "
+                "a server of another version made it"
             )
 
     def _sql(self, sql: str) -> str:
