@@ -22,12 +22,25 @@ import { StorageConflict } from './errors.js';
 import { compareUtf8 } from './memory.js';
 import { WorkerStorage } from './worker-storage.js';
 
+// `MIGRATIONS[i]` takes a database from schema version i to i + 1. Every host on one database
+// must know the same steps (the Rust server's store, hosts/python/src/twofold/postgres.py):
+// step 2 is the sample web servers' sessions table, which this package does not use.
 const MIGRATIONS = [
   `CREATE TABLE IF NOT EXISTS kv (
      key text COLLATE "C" PRIMARY KEY,
      value text NOT NULL,
      version bigint NOT NULL CHECK (version >= 1)
    )`,
+  `CREATE TABLE IF NOT EXISTS sessions (
+     id_hash text PRIMARY KEY,
+     user_id text NOT NULL,
+     epoch bigint NOT NULL,
+     remember boolean NOT NULL,
+     pending_hash text,
+     created_at bigint NOT NULL,
+     expires_at bigint NOT NULL
+   );
+   CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at)`,
 ];
 const SCHEMA_LOCK = '32782417642089572'; // 0x0074776f666f6c64, "twofold", as the Rust store
 const SCHEMA_TABLE = `CREATE TABLE IF NOT EXISTS twofold_schema (
