@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +68,12 @@ def test_ctypes_declarations_match_the_header() -> None:
 
     assert members("twofold_write") == [f[0] for f in _ffi.WriteStruct._fields_]
     assert members("twofold_host") == [f[0] for f in _ffi.HostStruct._fields_]
+
+
+def test_the_readme_quickstart_runs(tmp_path: Path) -> None:
+    example = HERE.parent / "examples" / "quickstart.py"
+    env = dict(os.environ, TWOFOLD_AUDIT_KEY=secrets.token_hex(32))
+    for _ in range(2):  # the second run meets the existing account
+        run = subprocess.run([sys.executable, str(example)], cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr
+    assert "signed in as" in run.stdout and "wrong email or password" in run.stdout
