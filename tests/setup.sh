@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-apt_packages=(gcc g++ binutils python3 libsqlite3-dev libcjson-dev chromium chromium-driver)
+apt_packages=(gcc g++ binutils python3 python3-venv libsqlite3-dev libcjson-dev chromium chromium-driver)
 
 have_pkg() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
 

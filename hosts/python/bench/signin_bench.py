@@ -11,7 +11,8 @@ SPEC argon2 parameters (m=19456 KiB, t=2, p=1) then the passkey finish, three wa
 Rounds are interleaved (each round runs the paths in a random order); every assertion is made
 before its timer starts. Reported: median of step one, of the passkey finish, of their sum per
 round, sign-ins/s = 1000 / median sum, the ratio to the Python stack, minor page faults per
-sign-in. Pinned to one CPU. Machine, versions and load are printed before and after.
+sign-in. `status` rows time one call without a slow hash or signature (the boundary, JSON and
+storage). Pinned to one CPU. Machine, versions and load are printed before and after.
 
     python bench/signin_bench.py [--rounds 31] [--sqlite]   (needs bench/requirements.txt)
 """
@@ -54,6 +55,11 @@ M_KIB, T, P = 19456, 2, 1
 Path_ = tuple[Callable[[], Any], Callable[[Any], Any], Callable[[Any, Any], None]]
 
 
+def status_only(call: Callable[[], Any]) -> Path_:
+    """One `status` call (no slow hash, no signature): the cost of the boundary and storage."""
+    return call, lambda _: None, lambda _s, _a: None
+
+
 def twofold_c(storage: twofold.Storage) -> Path_:
     engine = Engine(Config(rp_id="localhost", rp_name="bench", origins=[ORIGIN], audit_keys=[KEY]), storage)
     key = SoftKey()
@@ -69,7 +75,11 @@ def twofold_c(storage: twofold.Storage) -> Path_:
     def finish(state: SecondFactorRequired, assertion: dict[str, Any]) -> None:
         engine.sign_in_passkey(pending_token=state.pending_token, credential=assertion)
 
+    paths_status[f"status over C ({type(storage).__name__})"] = status_only(lambda: engine.status(user_id=user))
     return step_one, lambda s: key.get(s.options, ORIGIN), finish
+
+
+paths_status: dict[str, Path_] = {}
 
 
 def twofold_wasm() -> Path_:
@@ -91,6 +101,9 @@ def twofold_wasm() -> Path_:
     def finish(state: dict[str, Any], assertion: dict[str, Any]) -> None:
         engine.call("sign-in-with-passkey", "passkey-sign-in", {"pending_token": state["pending_token"], "credential": assertion})
 
+    paths_status["status over wasmtime-py"] = status_only(
+        lambda: engine.call("status", "user-ref", {"user_id": user})
+    )
     return step_one, lambda s: key.get(json.loads(s["options"]), ORIGIN), finish
 
 
@@ -172,6 +185,7 @@ def main() -> None:
     }
     if args.sqlite:
         paths["twofold C over SQLite"] = twofold_c(SQLiteStorage(Path(scratch.name) / "bench.db"))
+    paths.update(paths_status)
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[-1]})
         print("pinned to CPU", sorted(os.sched_getaffinity(0)))
