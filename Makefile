@@ -41,7 +41,8 @@ test-node: component
 	cd hosts/node && npm ci --no-audit --no-fund && npm run build && npm run typecheck && TWOFOLD_REQUIRE_HOSTS=1 npm test
 
 # The Python package (hosts/python) in a virtual environment under target/ (PyPI only), with the
-# debug libtwofold bundled: mypy --strict, pytest (PostgreSQL required), then the mixed fleet.
+# debug libtwofold bundled: mypy --strict, pytest (PostgreSQL required), the browser test against
+# the Python backend (twofold-web takes the Rust server's flags), then the mixed fleet.
 PY_VENV := $(or $(CARGO_TARGET_DIR),target)/python-venv
 test-python:
 	cargo build -q -p twofold-ffi
@@ -50,6 +51,7 @@ test-python:
 	TWOFOLD_LIBRARY=$(abspath $(or $(CARGO_TARGET_DIR),target)/debug/libtwofold.so) $(PY_VENV)/bin/pip install -q --disable-pip-version-check --no-deps --force-reinstall ./hosts/python
 	cd hosts/python && $(abspath $(PY_VENV))/bin/mypy --strict
 	TWOFOLD_REQUIRE_POSTGRES=1 $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider hosts/python/tests
+	TWOFOLD_SERVER_BIN=$(PY_VENV)/bin/twofold-web SCREENSHOT_DIR=target/browser-screenshots-python tests/browser/run.sh
 	TWOFOLD_REQUIRE_POSTGRES=1 $(PY_VENV)/bin/python -m pytest -q -p no:cacheprovider -m fleet hosts/python/tests
 
 # Every scenario against every host; transcripts must be identical.

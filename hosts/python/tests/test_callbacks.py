@@ -69,6 +69,7 @@ def test_d2_a_raising_callback_is_a_storage_error_and_writes_nothing(faulty: Fau
     [
         ("get", "not a Versioned"),
         ("get", Versioned(value="{}", version=0)),  # version 0 breaks the contract
+        ("get", Versioned(value="{}", version=-1)),  # ctypes would wrap it to 2^64 - 1
         ("scan", [("key", "value", 1)]),  # tuples, not Entry
         ("scan", [Entry(key="elsewhere/1", value=Versioned(value="{}", version=1))]),  # off-prefix
     ],

@@ -51,6 +51,13 @@ _CONFLICT_STATUS = ConflictError.status
 _EMPTY_CONTEXT = b"{}"
 
 
+def _version(version: int) -> int:
+    """A stored version as C takes it; ctypes would silently wrap a negative number."""
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version < 2**64:
+        raise ValueError(f"a stored version must be a whole number from 1, not {version!r}")
+    return version
+
+
 class _Host:
     """The callbacks of one engine. Holds no reference to the engine, so the engine can be
     collected (and freed) while this lives on in the `CFUNCTYPE` closures."""
@@ -101,7 +108,7 @@ class _Host:
             if record is None:
                 return _OK
             value = record.value.encode()
-            return int(self._record_fn(found)(sink, value, len(value), record.version))
+            return int(self._record_fn(found)(sink, value, len(value), _version(record.version)))
         except BaseException as e:  # noqa: BLE001 - nothing may unwind into C
             return self.failed(e, "get")
 
@@ -124,7 +131,7 @@ class _Host:
             for entry in entries:
                 key = entry.key.encode()
                 value = entry.value.value.encode()
-                status = int(put(sink, key, len(key), value, len(value), entry.value.version))
+                status = int(put(sink, key, len(key), value, len(value), _version(entry.value.version)))
                 if status != _OK:
                     return status
             return _OK
