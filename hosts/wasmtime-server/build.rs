@@ -15,6 +15,8 @@ fn main() {
 
     let mut table = String::from("&[\n");
     for file in &files {
+        // Each file too: a directory's own time changes only when entries come and go.
+        println!("cargo:rerun-if-changed={}", file.display());
         let Ok(relative) = file.strip_prefix(&web) else {
             continue;
         };
@@ -48,6 +50,7 @@ fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
             continue;
         }
         if path.is_dir() {
+            println!("cargo:rerun-if-changed={}", path.display());
             collect(&path, files);
         } else if path.is_file() {
             files.push(path);

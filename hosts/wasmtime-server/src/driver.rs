@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 use twofold_proto::{AuditKey, Config, Context, EngineError, ErrorCode, MAX_JSON_BYTES, Op};
 use wasmtime_wasi::{HostWallClock, WasiCtx};
 
-use crate::sqlite::SqliteStorage;
+use crate::store::Backend;
 use crate::{ComponentEngine, Instance};
 
 /// 2026-01-01T00:00:00Z, where `reset` puts the clock.
@@ -100,7 +100,7 @@ impl TryRng for SeededRandom {
 /// The driver's state: storage, clock, randomness, configuration and the live instance.
 pub struct Driver {
     loader: ComponentEngine,
-    storage: SqliteStorage,
+    storage: Arc<dyn Backend>,
     clock: ManualClock,
     random: SeededRandom,
     seed: u64,
@@ -148,7 +148,11 @@ impl Driver {
     /// A driver over `storage` whose `reset` restores `default_config`. The clock starts at
     /// [`RESET_CLOCK_MS`], as after `reset`; storage is kept, so randomness starts from an OS
     /// seed rather than 0 (a restart must not repeat the ids already stored).
-    pub fn new(loader: ComponentEngine, storage: SqliteStorage, default_config: Config) -> Driver {
+    pub fn new(
+        loader: ComponentEngine,
+        storage: Arc<dyn Backend>,
+        default_config: Config,
+    ) -> Driver {
         let mut bytes = [0u8; 8];
         if let Err(e) = getrandom::fill(&mut bytes) {
             eprintln!("twofold-server: no OS randomness for the driver's seed ({e}); using 0");
@@ -311,7 +315,7 @@ impl Driver {
             .build();
         match self
             .loader
-            .instantiate_with(self.storage.clone(), wasi, config)
+            .instantiate_with(Arc::clone(&self.storage), wasi, config)
         {
             Ok(result) => result,
             Err(trap) => Err(internal(format!(

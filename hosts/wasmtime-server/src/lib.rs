@@ -4,7 +4,7 @@
 //! ```no_run
 //! use twofold_server::proto::ops::op;
 //! use twofold_server::proto::{AuditKey, Config, Context, CreateAccount};
-//! use twofold_server::{ComponentEngine, sqlite::SqliteStorage};
+//! use twofold_server::{ComponentEngine, store::sqlite::SqliteStorage};
 //! # fn demo() -> wasmtime::Result<()> {
 //! let loader = ComponentEngine::from_file(&twofold_server::default_component_path())?;
 //! // The audit key comes from the host's secret store, never from the database.
@@ -26,12 +26,13 @@
 //! Every call answers `wasmtime::Result<Result<Answer, EngineError>>`: the outer error is a
 //! trap (a bug in the component, or a call past its deadline; never bad input or a storage
 //! failure), the inner one the engine's typed error. Storage is any
-//! [`twofold_proto::Storage`]: [`sqlite::SqliteStorage`] here, the testkit's `MemoryStorage`
-//! (with fault injection) in tests.
+//! [`twofold_proto::Storage`]: [`store::sqlite::SqliteStorage`] and
+//! [`store::postgres::PostgresStorage`] here, the testkit's `MemoryStorage` (with fault
+//! injection) in tests.
 //!
-//! On top of the embedding: [`sqlite`] (storage over an SQLite file), [`http`] (the JSON API
-//! and web UI of the `twofold-server` binary) and [`driver`] (the conformance protocol on
-//! stdin and stdout).
+//! On top of the embedding: [`store`] (storage and sessions over SQLite or PostgreSQL),
+//! [`http`] (the JSON API and web UI of the `twofold-server` binary) and [`driver`] (the
+//! conformance protocol on stdin and stdout).
 
 #![cfg_attr(
     not(test),
@@ -40,7 +41,7 @@
 
 pub mod driver;
 pub mod http;
-pub mod sqlite;
+pub mod store;
 
 mod cache;
 mod component;

@@ -1,4 +1,6 @@
-//! Browser sessions of the HTTP server, kept server-side in the database's `sessions` table.
+//! Browser sessions of the HTTP server, kept server-side in the database's `sessions` table
+//! (SQLite or PostgreSQL, beside the engine's keys), so every server process on one database
+//! honours every session.
 //!
 //! The cookie carries a random 256-bit id; the table stores only its SHA-256, so a copy of
 //! the database does not hand out live sessions. A session is either signed in (a user id)
@@ -8,10 +10,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 
-use crate::sqlite::SqliteStorage;
+use crate::store::{SessionRow, SessionTable};
 
 /// How long a remembered session lasts (the cookie's Max-Age too).
 pub(crate) const REMEMBERED: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -28,11 +29,6 @@ pub(crate) enum Session {
     SignedIn { user_id: String },
     /// Step one passed; the engine waits for a second factor on this token.
     Pending { pending_token: String },
-}
-
-/// The sessions of one database connection.
-pub(crate) struct Sessions {
-    db: SqliteStorage,
 }
 
 fn now_secs() -> i64 {
@@ -58,81 +54,53 @@ fn new_id() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-impl Sessions {
-    pub(crate) fn new(db: SqliteStorage) -> Sessions {
-        Sessions { db }
-    }
+/// The live session with this cookie value, if any.
+pub(crate) fn get(table: &dyn SessionTable, id: &str) -> Result<Option<Session>, String> {
+    let row = table.session(&id_hash(id), now_secs())?;
+    Ok(match row {
+        Some(SessionRow {
+            user_id: Some(user_id),
+            ..
+        }) => Some(Session::SignedIn { user_id }),
+        Some(SessionRow {
+            pending_token: Some(pending_token),
+            ..
+        }) => Some(Session::Pending { pending_token }),
+        _ => None,
+    })
+}
 
-    /// The live session with this cookie value, if any.
-    pub(crate) fn get(&self, id: &str) -> Result<Option<Session>, String> {
-        let conn = self.db.lock();
-        let row = conn
-            .query_row(
-                "SELECT user_id, pending_token FROM sessions
-                 WHERE id_hash = ?1 AND expires_at > ?2",
-                params![id_hash(id), now_secs()],
-                |row| {
-                    Ok((
-                        row.get::<_, Option<String>>(0)?,
-                        row.get::<_, Option<String>>(1)?,
-                    ))
-                },
-            )
-            .optional()
-            .map_err(|e| format!("sessions: {e}"))?;
-        Ok(match row {
-            Some((Some(user_id), _)) => Some(Session::SignedIn { user_id }),
-            Some((None, Some(pending_token))) => Some(Session::Pending { pending_token }),
-            _ => None,
-        })
-    }
+/// Starts a session and answers its id (the cookie value).
+pub(crate) fn create(
+    table: &dyn SessionTable,
+    session: &Session,
+    remember_me: bool,
+) -> Result<String, String> {
+    let id = new_id()?;
+    let now = now_secs();
+    let row = match session {
+        Session::SignedIn { user_id } => SessionRow {
+            user_id: Some(user_id.clone()),
+            pending_token: None,
+            remember_me,
+            expires_at: now.saturating_add(secs(if remember_me {
+                REMEMBERED
+            } else {
+                NOT_REMEMBERED
+            })),
+        },
+        Session::Pending { pending_token } => SessionRow {
+            user_id: None,
+            pending_token: Some(pending_token.clone()),
+            remember_me,
+            expires_at: now.saturating_add(secs(PENDING)),
+        },
+    };
+    table.insert_session(&id_hash(&id), &row, now)?;
+    Ok(id)
+}
 
-    /// Starts a session and answers its id (the cookie value). Expired sessions are swept
-    /// on the way.
-    pub(crate) fn create(&self, session: &Session, remember_me: bool) -> Result<String, String> {
-        let id = new_id()?;
-        let (user_id, pending_token, lifetime) = match session {
-            Session::SignedIn { user_id } => (
-                Some(user_id.as_str()),
-                None,
-                if remember_me {
-                    REMEMBERED
-                } else {
-                    NOT_REMEMBERED
-                },
-            ),
-            Session::Pending { pending_token } => (None, Some(pending_token.as_str()), PENDING),
-        };
-        let now = now_secs();
-        let conn = self.db.lock();
-        let run = || -> rusqlite::Result<()> {
-            conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])?;
-            conn.execute(
-                "INSERT INTO sessions (id_hash, user_id, pending_token, remember_me, expires_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    id_hash(&id),
-                    user_id,
-                    pending_token,
-                    remember_me,
-                    now.saturating_add(secs(lifetime))
-                ],
-            )?;
-            Ok(())
-        };
-        run().map_err(|e| format!("sessions: {e}"))?;
-        Ok(id)
-    }
-
-    /// Ends the session with this cookie value (nothing happens if there is none).
-    pub(crate) fn delete(&self, id: &str) -> Result<(), String> {
-        self.db
-            .lock()
-            .execute(
-                "DELETE FROM sessions WHERE id_hash = ?1",
-                params![id_hash(id)],
-            )
-            .map(|_| ())
-            .map_err(|e| format!("sessions: {e}"))
-    }
+/// Ends the session with this cookie value (nothing happens if there is none).
+pub(crate) fn delete(table: &dyn SessionTable, id: &str) -> Result<(), String> {
+    table.delete_session(&id_hash(id))
 }

@@ -9,9 +9,11 @@ use std::io::Write as _;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use std::sync::Arc;
 use twofold_core::api::{self, Op};
 use twofold_server::driver::{self, Driver, RESET_CLOCK_MS};
-use twofold_server::sqlite::SqliteStorage;
+
+use twofold_server::store::sqlite::SqliteStorage;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 use twofold_testkit::{ORIGIN, TestHost};
 
@@ -32,7 +34,7 @@ fn config_json() -> Value {
 fn driver() -> Driver {
     Driver::new(
         common::loader().clone(),
-        SqliteStorage::open_in_memory().expect("in-memory SQLite"),
+        Arc::new(SqliteStorage::open_in_memory().expect("in-memory SQLite")),
         driver::default_config(),
     )
 }

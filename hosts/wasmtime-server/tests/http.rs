@@ -14,7 +14,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use twofold_server::http::{self, RunningServer, ServerConfig, StorageLayer};
 use twofold_server::proto::{Entry, HostError, Storage, Versioned, Write as StorageWrite};
-use twofold_server::sqlite::SqliteStorage;
+use twofold_server::store::Database;
 use twofold_testkit::ORIGIN;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 
@@ -26,12 +26,14 @@ fn start(name: &str, layer: Option<StorageLayer>) -> RunningServer {
     http::start(
         common::loader().clone(),
         ServerConfig {
-            listen: "127.0.0.1:0".parse().expect("an address"),
-            origin: ORIGIN.into(),
-            db: dir.join("twofold.db"),
-            engine: twofold_testkit::fast_config(),
             workers: 2,
             storage_layer: layer,
+            ..ServerConfig::new(
+                "127.0.0.1:0".parse().expect("an address"),
+                ORIGIN.into(),
+                Database::Sqlite(dir.join("twofold.db")),
+                twofold_testkit::fast_config(),
+            )
         },
     )
     .expect("the server starts")
@@ -648,7 +650,7 @@ const HANG: u8 = 2;
 
 /// Storage that panics, or hangs past the call timeout (so the component traps), when told.
 struct Sabotage {
-    inner: SqliteStorage,
+    inner: Box<dyn Storage + Send>,
     mode: Arc<AtomicU8>,
 }
 
@@ -758,7 +760,7 @@ fn shutdown_finishes_the_request_in_flight() {
 
 /// Storage whose first read waits a second when told, to keep a request in flight.
 struct Slow {
-    inner: SqliteStorage,
+    inner: Box<dyn Storage + Send>,
     slow: Arc<AtomicU8>,
 }
 

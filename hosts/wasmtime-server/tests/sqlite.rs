@@ -12,7 +12,7 @@ use twofold_server::proto::{
     BackupCodeSignIn, Context, CreateAccount, EngineError, Entry, ErrorCode, Expect,
     FinishRegistration, HostError, SignIn, SignInOutcome, StartRegistration, Storage, Write,
 };
-use twofold_server::sqlite::SqliteStorage;
+use twofold_server::store::sqlite::SqliteStorage;
 use twofold_testkit::ORIGIN;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 

@@ -44,6 +44,7 @@ pub(crate) fn serve(method: &str, path: &str) -> Reply {
                 ("Cache-Control", "no-cache".into()),
                 ("Content-Security-Policy", CONTENT_SECURITY_POLICY.into()),
             ],
+            close: false,
         },
         None => Reply::text(404, "not found\n"),
     }

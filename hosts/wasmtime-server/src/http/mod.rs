@@ -1,14 +1,16 @@
 //! The HTTP server of `twofold-server`: the JSON API and the embedded web UI.
 //!
-//! [`server`] is the transport (connections, limits, the pool of engine workers), [`routes`]
-//! the API, [`reply`] the answers and their statuses, [`cookies`] the session cookie,
-//! [`assets`] the UI's files.
+//! [`server`] is the transport (connections, the pool of engine workers, shutdown), [`limits`]
+//! what one client may cost (SPEC H3), [`routes`] the API, [`reply`] the answers and their
+//! statuses, [`cookies`] the session cookie, [`assets`] the UI's files.
 
 mod assets;
 mod cookies;
+pub mod limits;
 pub(crate) mod reply;
-mod routes;
+pub(crate) mod routes;
 mod server;
 
 pub use crate::workers::StorageLayer;
-pub use server::{RunningServer, ServerConfig, Stopper, start};
+pub use limits::Timeouts;
+pub use server::{RunningServer, SHUTDOWN_GRACE, ServerConfig, Stopper, start};

@@ -12,6 +12,8 @@ pub(crate) struct Reply {
     pub(crate) content_type: &'static str,
     pub(crate) body: Vec<u8>,
     pub(crate) headers: Vec<(&'static str, String)>,
+    /// Close the connection after this answer (the request was not read to its end).
+    pub(crate) close: bool,
 }
 
 /// Headers every answer carries.
@@ -37,6 +39,7 @@ impl Reply {
             content_type: "application/json",
             body,
             headers: vec![("Cache-Control", "no-store".into())],
+            close: false,
         }
     }
 
@@ -47,6 +50,7 @@ impl Reply {
             content_type: "text/plain; charset=utf-8",
             body: body.as_bytes().to_vec(),
             headers: Vec::new(),
+            close: false,
         }
     }
 
@@ -86,6 +90,7 @@ pub(crate) fn status_of(code: ErrorCode) -> u16 {
 pub(crate) struct ApiError {
     pub(crate) status: u16,
     pub(crate) error: EngineError,
+    close: bool,
 }
 
 impl From<EngineError> for ApiError {
@@ -93,6 +98,7 @@ impl From<EngineError> for ApiError {
         ApiError {
             status: status_of(error.code),
             error,
+            close: false,
         }
     }
 }
@@ -112,7 +118,14 @@ impl ApiError {
         ApiError {
             status,
             error: EngineError::new(code, message),
+            close: false,
         }
+    }
+
+    /// The same, and the connection closes after the answer.
+    pub(crate) fn closing(mut self) -> ApiError {
+        self.close = true;
+        self
     }
 
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
@@ -153,7 +166,8 @@ impl ApiError {
             error: &'a EngineError,
         }
         let body = serde_json::to_vec(&Body { error: &self.error }).unwrap_or_default();
-        let reply = Reply::json(self.status, body);
+        let mut reply = Reply::json(self.status, body);
+        reply.close = self.close;
         match self.error.retry_after_secs {
             Some(secs) => reply.with_header("Retry-After", secs.to_string()),
             None => reply,

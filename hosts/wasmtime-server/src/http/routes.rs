@@ -20,10 +20,11 @@ use wasmtime::component::{Lift, Lower};
 use crate::http::assets;
 use crate::http::cookies;
 use crate::http::reply::{ApiError, Reply};
-use crate::sessions::Session;
+use crate::sessions::{self, Session};
 use crate::workers::Worker;
 
 /// What every request of one server shares.
+#[derive(Clone, Debug)]
 pub(crate) struct Site {
     /// The configured origin, e.g. `http://localhost:8080`.
     pub(crate) origin: String,
@@ -36,8 +37,6 @@ pub(crate) struct Request {
     pub(crate) method: String,
     pub(crate) path: String,
     pub(crate) query: String,
-    /// The `Origin` header.
-    pub(crate) origin: Option<String>,
     /// The session cookie's value.
     pub(crate) session: Option<String>,
     /// Who is calling, for the engine.
@@ -45,15 +44,21 @@ pub(crate) struct Request {
     pub(crate) body: Vec<u8>,
 }
 
-/// Answers one request.
-pub(crate) fn handle(worker: &mut Worker, site: &Site, req: &Request) -> Reply {
-    let changes_state = matches!(req.method.as_str(), "POST" | "PUT" | "PATCH" | "DELETE");
-    if changes_state && req.origin.as_deref() != Some(site.origin.as_str()) {
-        return cross_site(site, req.origin.as_deref()).reply();
+/// The answer to a request that needs no engine worker: a refused `Origin` (H4) or a file of
+/// the UI. `None`: an API request, for [`api`].
+pub(crate) fn front(site: &Site, method: &str, path: &str, origin: Option<&str>) -> Option<Reply> {
+    let changes_state = matches!(method, "POST" | "PUT" | "PATCH" | "DELETE");
+    if changes_state && origin != Some(site.origin.as_str()) {
+        return Some(cross_site(site, origin).reply());
     }
-    if !req.path.starts_with("/api/") {
-        return assets::serve(&req.method, &req.path);
+    if !path.starts_with("/api/") {
+        return Some(assets::serve(method, path));
     }
+    None
+}
+
+/// Answers an API request, on an engine worker.
+pub(crate) fn api(worker: &mut Worker, site: &Site, req: &Request) -> Reply {
     let mut call = Call { worker, site, req };
     route(&mut call).unwrap_or_else(ApiError::reply)
 }
@@ -121,7 +126,7 @@ impl Call<'_> {
 
     fn session(&mut self) -> Result<Option<Session>, ApiError> {
         match &self.req.session {
-            Some(id) => self.worker.sessions()?.get(id).map_err(ApiError::storage),
+            Some(id) => sessions::get(&*self.worker.backend()?, id).map_err(ApiError::storage),
             None => Ok(None),
         }
     }
@@ -136,23 +141,18 @@ impl Call<'_> {
 
     /// Replaces whatever session the request had with `session`: its `Set-Cookie`.
     fn start_session(&mut self, session: &Session, remember_me: bool) -> Result<String, ApiError> {
-        let sessions = self.worker.sessions()?;
+        let backend = self.worker.backend()?;
         if let Some(old) = &self.req.session {
-            sessions.delete(old).map_err(ApiError::storage)?;
+            sessions::delete(&*backend, old).map_err(ApiError::storage)?;
         }
-        let id = sessions
-            .create(session, remember_me)
-            .map_err(ApiError::storage)?;
+        let id = sessions::create(&*backend, session, remember_me).map_err(ApiError::storage)?;
         Ok(cookies::set(self.site.secure, &id, remember_me))
     }
 
     /// Ends the request's session: the `Set-Cookie` that clears it.
     fn end_session(&mut self) -> Result<String, ApiError> {
         if let Some(old) = &self.req.session {
-            self.worker
-                .sessions()?
-                .delete(old)
-                .map_err(ApiError::storage)?;
+            sessions::delete(&*self.worker.backend()?, old).map_err(ApiError::storage)?;
         }
         Ok(cookies::clear(self.site.secure))
     }

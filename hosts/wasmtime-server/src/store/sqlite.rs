@@ -13,6 +13,8 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use twofold_proto::{Entry, Expect, HostError, Storage, Versioned, Write};
 
+use crate::store::{Backend, SessionRow, SessionTable};
+
 /// How long a connection waits for another writer before giving up with `storage`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -29,6 +31,7 @@ const SCHEMA: &str = "
         remember_me INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID;
+    CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
 ";
 
 /// One SQLite connection serving the storage import. Clones share the connection (and the
@@ -71,15 +74,9 @@ impl SqliteStorage {
         })
     }
 
-    /// Deletes every key (and every session).
-    pub fn clear(&self) -> rusqlite::Result<()> {
-        self.lock()
-            .execute_batch("BEGIN IMMEDIATE; DELETE FROM kv; DELETE FROM sessions; COMMIT;")
-    }
-
     /// The connection. A thread that panicked while holding it cannot have left a
     /// transaction open: `rusqlite::Transaction` rolls back when dropped during unwinding.
-    pub(crate) fn lock(&self) -> MutexGuard<'_, Connection> {
+    fn lock(&self) -> MutexGuard<'_, Connection> {
         self.conn
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -214,5 +211,64 @@ impl Storage for SqliteStorage {
             }
         }
         tx.commit().map_err(failed)
+    }
+}
+
+fn sessions_error(e: rusqlite::Error) -> String {
+    format!("sessions: {e}")
+}
+
+impl SessionTable for SqliteStorage {
+    fn session(&self, id_hash: &[u8], now: i64) -> Result<Option<SessionRow>, String> {
+        self.lock()
+            .query_row(
+                "SELECT user_id, pending_token, remember_me, expires_at FROM sessions
+                 WHERE id_hash = ?1 AND expires_at > ?2",
+                params![id_hash, now],
+                |row| {
+                    Ok(SessionRow {
+                        user_id: row.get(0)?,
+                        pending_token: row.get(1)?,
+                        remember_me: row.get(2)?,
+                        expires_at: row.get(3)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(sessions_error)
+    }
+
+    fn insert_session(&self, id_hash: &[u8], row: &SessionRow, now: i64) -> Result<(), String> {
+        let conn = self.lock();
+        conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])
+            .map_err(sessions_error)?;
+        conn.execute(
+            "INSERT INTO sessions (id_hash, user_id, pending_token, remember_me, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                id_hash,
+                row.user_id,
+                row.pending_token,
+                row.remember_me,
+                row.expires_at
+            ],
+        )
+        .map(drop)
+        .map_err(sessions_error)
+    }
+
+    fn delete_session(&self, id_hash: &[u8]) -> Result<(), String> {
+        self.lock()
+            .execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])
+            .map(drop)
+            .map_err(sessions_error)
+    }
+}
+
+impl Backend for SqliteStorage {
+    fn clear(&self) -> Result<(), String> {
+        self.lock()
+            .execute_batch("BEGIN IMMEDIATE; DELETE FROM kv; DELETE FROM sessions; COMMIT;")
+            .map_err(|e| format!("sqlite: {e}"))
     }
 }
