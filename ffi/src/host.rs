@@ -140,6 +140,7 @@ pub struct twofold_write {
 ///   does not hold, nothing is applied and it returns `TWOFOLD_CONFLICT`; a batch names each
 ///   key at most once.
 #[repr(C)]
+#[derive(Clone, Copy)]
 pub struct twofold_host {
     /// Set to `TWOFOLD_HOST_VERSION`.
     pub version: u32,
@@ -192,36 +193,9 @@ pub struct twofold_host {
         Option<unsafe extern "C" fn(user_data: *mut c_void, buf: *mut u8, len: usize) -> i32>,
 }
 
-type GetFn = unsafe extern "C" fn(
-    *mut c_void,
-    *const c_char,
-    usize,
-    twofold_record_fn,
-    *mut twofold_record_sink,
-) -> i32;
-type ScanFn = unsafe extern "C" fn(
-    *mut c_void,
-    *const c_char,
-    usize,
-    *const c_char,
-    usize,
-    usize,
-    twofold_entry_fn,
-    *mut twofold_entry_sink,
-) -> i32;
-type CommitFn = unsafe extern "C" fn(*mut c_void, *const twofold_write, usize) -> i32;
-type NowFn = unsafe extern "C" fn(*mut c_void, *mut u64) -> i32;
-type RandomFn = unsafe extern "C" fn(*mut c_void, *mut u8, usize) -> i32;
-
-/// The engine's copy of a `twofold_host`, checked once at `twofold_engine_new`.
-pub(crate) struct CHost {
-    user_data: *mut c_void,
-    get: GetFn,
-    scan: ScanFn,
-    commit: CommitFn,
-    now_ms: Option<NowFn>,
-    fill_random: Option<RandomFn>,
-}
+/// The engine's copy of a `twofold_host`, checked once at `twofold_engine_new`: the version is
+/// known and `get`, `scan` and `commit` are set.
+pub(crate) struct CHost(twofold_host);
 
 // SAFETY: the header makes thread safety of `user_data` and the callbacks the application's
 // promise ("may be called concurrently and must be thread-safe"); the library only passes
@@ -245,15 +219,20 @@ impl CHost {
                 host.version
             )));
         }
-        let missing = |name: &str| Failure::invalid(format!("host callback {name} is NULL"));
-        Ok(CHost {
-            user_data: host.user_data,
-            get: host.get.ok_or_else(|| missing("get"))?,
-            scan: host.scan.ok_or_else(|| missing("scan"))?,
-            commit: host.commit.ok_or_else(|| missing("commit"))?,
-            now_ms: host.now_ms,
-            fill_random: host.fill_random,
-        })
+        let required = [
+            ("get", host.get.is_some()),
+            ("scan", host.scan.is_some()),
+            ("commit", host.commit.is_some()),
+        ];
+        if let Some((name, _)) = required.iter().find(|(_, set)| !set) {
+            return Err(Failure::invalid(format!("host callback {name} is NULL")));
+        }
+        Ok(CHost(*host))
+    }
+
+    /// A required callback, set since `from_table` checked it.
+    fn required<F>(name: &str, callback: Option<F>) -> Result<F, HostError> {
+        callback.ok_or_else(|| HostError::Failed(format!("host callback {name} is NULL")))
     }
 }
 
@@ -267,6 +246,14 @@ fn check(name: &str, status: i32) -> Result<(), HostError> {
     match status {
         OK => Ok(()),
         other => Err(callback_failed(name, other)),
+    }
+}
+
+/// What a `get` or `scan` handed over, unless its sink refused something or it failed.
+fn received<T>(name: &str, problem: Option<String>, status: i32, value: T) -> Result<T, HostError> {
+    match problem {
+        Some(problem) => Err(HostError::Failed(problem)),
+        None => check(name, status).map(|()| value),
     }
 }
 
@@ -301,35 +288,48 @@ unsafe fn copy_text(ptr: *const u8, len: usize, what: &str) -> Result<String, St
         .map_err(|_| format!("{what} callback passed a value that is not UTF-8"))
 }
 
+/// Runs a sink function's work on its sink inside a panic boundary: a NULL sink or a panic is
+/// `TWOFOLD_STORAGE`.
+///
+/// # Safety
+/// `sink` is NULL or the sink the library passed to the running callback.
+unsafe fn with_sink<S>(sink: *mut S, work: impl FnOnce(&mut S) -> i32) -> i32 {
+    // SAFETY: the library owns the sink and lends it to the running callback only.
+    catch_unwind(AssertUnwindSafe(|| match unsafe { sink.as_mut() } {
+        Some(sink) => work(sink),
+        None => storage_status(),
+    }))
+    .unwrap_or_else(|_| storage_status())
+}
+
 unsafe extern "C" fn record_found(
     sink: *mut twofold_record_sink,
     value: *const u8,
     value_len: usize,
     version: u64,
 ) -> i32 {
-    catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the library passed this sink to the running callback and owns it.
-        let Some(sink) = (unsafe { sink.as_mut() }) else {
-            return storage_status();
-        };
-        let problem = if sink.record.is_some() {
-            "get callback passed more than one record".to_owned()
-        } else if version == 0 {
-            "get callback passed version 0".to_owned()
-        } else {
-            // SAFETY: the callback promises `value_len` readable bytes at a non-NULL `value`.
-            match unsafe { copy_text(value, value_len, "get") } {
-                Ok(value) => {
-                    sink.record = Some(Versioned { value, version });
-                    return OK;
+    // SAFETY: `sink` is the one the library passed to the running `get`.
+    unsafe {
+        with_sink(sink, |sink| {
+            let problem = if sink.record.is_some() {
+                "get callback passed more than one record".to_owned()
+            } else if version == 0 {
+                "get callback passed version 0".to_owned()
+            } else {
+                // SAFETY: the callback promises `value_len` readable bytes at a non-NULL
+                // `value`.
+                match copy_text(value, value_len, "get") {
+                    Ok(value) => {
+                        sink.record = Some(Versioned { value, version });
+                        return OK;
+                    }
+                    Err(problem) => problem,
                 }
-                Err(problem) => problem,
-            }
-        };
-        sink.problem.get_or_insert(problem);
-        storage_status()
-    }))
-    .unwrap_or_else(|_| storage_status())
+            };
+            sink.problem.get_or_insert(problem);
+            storage_status()
+        })
+    }
 }
 
 impl twofold_entry_sink {
@@ -369,35 +369,33 @@ unsafe extern "C" fn entry_found(
     value_len: usize,
     version: u64,
 ) -> i32 {
-    catch_unwind(AssertUnwindSafe(|| {
-        // SAFETY: the library passed this sink to the running callback and owns it.
-        let Some(sink) = (unsafe { sink.as_mut() }) else {
-            return storage_status();
-        };
-        if sink.problem.is_some() {
-            return storage_status();
-        }
-        // SAFETY: the callback promises readable buffers of the lengths it gives.
-        let copied = unsafe {
-            (
+    // SAFETY: `sink` is the one the library passed to the running `scan`.
+    unsafe {
+        with_sink(sink, |sink| {
+            if sink.problem.is_some() {
+                return storage_status();
+            }
+            // SAFETY: the callback promises readable buffers of the lengths it gives.
+            let copied = (
                 copy_bytes(key.cast(), key_len),
                 copy_text(value, value_len, "scan"),
-            )
-        };
-        let result = match copied {
-            (Some(key), Ok(value)) => sink.accept(key, value, version).map_err(str::to_owned),
-            (None, _) => Err("scan callback passed a NULL pointer with a non-zero length".into()),
-            (_, Err(problem)) => Err(problem),
-        };
-        match result {
-            Ok(()) => OK,
-            Err(problem) => {
-                sink.problem = Some(problem);
-                storage_status()
+            );
+            let result = match copied {
+                (Some(key), Ok(value)) => sink.accept(key, value, version).map_err(str::to_owned),
+                (None, _) => {
+                    Err("scan callback passed a NULL pointer with a non-zero length".into())
+                }
+                (_, Err(problem)) => Err(problem),
+            };
+            match result {
+                Ok(()) => OK,
+                Err(problem) => {
+                    sink.problem = Some(problem);
+                    storage_status()
+                }
             }
-        }
-    }))
-    .unwrap_or_else(|_| storage_status())
+        })
+    }
 }
 
 /// A put with an empty value still gets a valid, non-NULL pointer.
@@ -409,25 +407,23 @@ impl Storage for CHost {
             record: None,
             problem: None,
         };
+        let get = CHost::required("get", self.0.get)?;
         // SAFETY: the application promised a callable `get`; every pointer passed is valid
         // for the duration of the call.
         let status = unsafe {
-            (self.get)(
-                self.user_data,
+            get(
+                self.0.user_data,
                 key.as_ptr().cast(),
                 key.len(),
                 record_found,
                 &mut sink,
             )
         };
-        if let Some(problem) = sink.problem {
-            return Err(HostError::Failed(problem));
-        }
-        check("get", status)?;
-        Ok(sink.record)
+        received("get", sink.problem, status, sink.record)
     }
 
     fn scan(&self, prefix: &str, after: Option<&str>, limit: u32) -> Result<Vec<Entry>, HostError> {
+        let scan = CHost::required("scan", self.0.scan)?;
         let limit = usize::try_from(limit).unwrap_or(usize::MAX);
         let mut sink = twofold_entry_sink {
             prefix: prefix.as_bytes().to_vec(),
@@ -442,8 +438,8 @@ impl Storage for CHost {
         };
         // SAFETY: as in `get`.
         let status = unsafe {
-            (self.scan)(
-                self.user_data,
+            scan(
+                self.0.user_data,
                 prefix.as_ptr().cast(),
                 prefix.len(),
                 after_ptr,
@@ -453,14 +449,11 @@ impl Storage for CHost {
                 &mut sink,
             )
         };
-        if let Some(problem) = sink.problem {
-            return Err(HostError::Failed(problem));
-        }
-        check("scan", status)?;
-        Ok(sink.entries)
+        received("scan", sink.problem, status, sink.entries)
     }
 
     fn commit(&self, writes: &[Write]) -> Result<(), HostError> {
+        let commit = CHost::required("commit", self.0.commit)?;
         let mut table = Vec::with_capacity(writes.len());
         for write in writes {
             let expected_version = match write.expect {
@@ -486,7 +479,7 @@ impl Storage for CHost {
             });
         }
         // SAFETY: as in `get`; `table` and the buffers it points into outlive the call.
-        let status = unsafe { (self.commit)(self.user_data, table.as_ptr(), table.len()) };
+        let status = unsafe { commit(self.0.user_data, table.as_ptr(), table.len()) };
         match status {
             OK => Ok(()),
             s if s == status_of(ErrorCode::Conflict) => Err(HostError::Conflict),
@@ -497,7 +490,7 @@ impl Storage for CHost {
 
 impl Environment for CHost {
     fn now_ms(&self) -> Result<u64, HostError> {
-        let Some(now_ms) = self.now_ms else {
+        let Some(now_ms) = self.0.now_ms else {
             let since_epoch = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
                 .map_err(|_| HostError::Failed("the system clock is before 1970".into()))?;
@@ -506,12 +499,12 @@ impl Environment for CHost {
         };
         let mut out = 0u64;
         // SAFETY: as in `get`; `out` is a valid place for the callback to write.
-        check("now_ms", unsafe { now_ms(self.user_data, &mut out) })?;
+        check("now_ms", unsafe { now_ms(self.0.user_data, &mut out) })?;
         Ok(out)
     }
 
     fn fill_random(&self, buf: &mut [u8]) -> Result<(), HostError> {
-        let Some(fill_random) = self.fill_random else {
+        let Some(fill_random) = self.0.fill_random else {
             return getrandom::fill(buf)
                 .map_err(|e| HostError::Failed(format!("the OS random generator failed: {e}")));
         };
@@ -520,7 +513,7 @@ impl Environment for CHost {
         }
         // SAFETY: as in `get`; `buf` is writable for its length.
         check("fill_random", unsafe {
-            fill_random(self.user_data, buf.as_mut_ptr(), buf.len())
+            fill_random(self.0.user_data, buf.as_mut_ptr(), buf.len())
         })
     }
 }

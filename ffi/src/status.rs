@@ -138,14 +138,25 @@ fn column(
     })
 }
 
-/// The table entry of a status that is an error code, if it is one.
-fn lookup(
-    status: i32,
+/// One column of the code table for `status`: `ok` for success, `unknown` for a number that
+/// is not a status (both NUL-terminated).
+fn describe(
+    status: twofold_status,
     cell: &'static OnceLock<Vec<CString>>,
     text: fn(ErrorCode) -> &'static str,
-) -> Option<*const c_char> {
-    let index = ErrorCode::ALL.iter().position(|c| c.number() == status)?;
-    column(cell, text).get(index).map(|s| s.as_ptr())
+    ok: &'static str,
+    unknown: &'static str,
+) -> *const c_char {
+    guard(static_str(unknown), || {
+        if status == OK {
+            return static_str(ok);
+        }
+        ErrorCode::ALL
+            .iter()
+            .position(|c| c.number() == status)
+            .and_then(|index| column(cell, text).get(index))
+            .map_or(static_str(unknown), |s| s.as_ptr())
+    })
 }
 
 /// The stable code string of a status: `"ok"`, `"invalid_input"`, `"rate_limited"`, ... (the
@@ -157,12 +168,7 @@ fn lookup(
 #[unsafe(no_mangle)]
 pub extern "C" fn twofold_status_name(status: twofold_status) -> *const c_char {
     static NAMES: OnceLock<Vec<CString>> = OnceLock::new();
-    guard(static_str("unknown\0"), || {
-        if status == OK {
-            return static_str("ok\0");
-        }
-        lookup(status, &NAMES, ErrorCode::as_str).unwrap_or(static_str("unknown\0"))
-    })
+    describe(status, &NAMES, ErrorCode::as_str, "ok\0", "unknown\0")
 }
 
 /// A sentence describing a status in general, for logs and people (for the details of one
@@ -174,12 +180,14 @@ pub extern "C" fn twofold_status_name(status: twofold_status) -> *const c_char {
 #[unsafe(no_mangle)]
 pub extern "C" fn twofold_status_message(status: twofold_status) -> *const c_char {
     static MESSAGES: OnceLock<Vec<CString>> = OnceLock::new();
-    guard(static_str("unknown status\0"), || {
-        if status == OK {
-            return static_str("Success.\0");
-        }
-        lookup(status, &MESSAGES, ErrorCode::description).unwrap_or(static_str("unknown status\0"))
-    })
+    let description = ErrorCode::description;
+    describe(
+        status,
+        &MESSAGES,
+        description,
+        "Success.\0",
+        "unknown status\0",
+    )
 }
 
 /// The status of the most recent call on this thread that failed, or `TWOFOLD_OK` when no

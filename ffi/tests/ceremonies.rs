@@ -6,7 +6,7 @@
 use std::sync::{Arc, Barrier};
 
 use serde_json::{Value, json};
-use twofold_core::{ErrorCode, Op};
+use twofold_core::{AuditPage, ErrorCode, EventKind, Op};
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
 use twofold_testkit::{ORIGIN, TestHost, fast_config};
 use twofold_testsupport::CEngine;
@@ -164,23 +164,19 @@ fn passkey_and_backup_code_ceremonies_through_the_c_interface() {
 
     // Every step is in the audit chain, and the chain is intact.
     let events = fx.ok("audit_events", json!({"user_id": user_id, "limit": 200}));
-    let kinds: Vec<&str> = events["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let page: AuditPage = serde_json::from_value(events.clone()).unwrap();
+    let kinds: Vec<EventKind> = page.events.iter().map(|e| e.kind).collect();
     for kind in [
-        "passkey_registered",
-        "passkey_ok",
-        "passkey_failed",
-        "backup_code_ok",
-        "backup_code_failed",
-        "passkey_renamed",
-        "two_factor_disabled",
-        "passkey_removed",
+        EventKind::PasskeyRegistered,
+        EventKind::PasskeyOk,
+        EventKind::PasskeyFailed,
+        EventKind::BackupCodeOk,
+        EventKind::BackupCodeFailed,
+        EventKind::PasskeyRenamed,
+        EventKind::TwoFactorDisabled,
+        EventKind::PasskeyRemoved,
     ] {
-        assert!(kinds.contains(&kind), "no {kind} event in {kinds:?}");
+        assert!(kinds.contains(&kind), "no {kind:?} event in {kinds:?}");
     }
     assert_eq!(events["events"][0]["ip"], "198.51.100.4");
     let chain = fx.ok("verify_audit_chain", json!({"user_id": user_id}));

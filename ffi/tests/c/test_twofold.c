@@ -11,34 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "twofold.h"
-
-/* ---------------------------------------------------------------- checks */
-
-static int failures;
-static int checks;
-
-#define CHECK(cond)                                                                   \
-    do {                                                                              \
-        ++checks;                                                                     \
-        if (!(cond)) {                                                                \
-            ++failures;                                                               \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond);  \
-        }                                                                             \
-    } while (0)
-
-#define CHECK_STATUS(got, want)                                                        \
-    do {                                                                               \
-        twofold_status got_ = (got);                                                   \
-        twofold_status want_ = (want);                                                 \
-        ++checks;                                                                      \
-        if (got_ != want_) {                                                           \
-            ++failures;                                                                \
-            fprintf(stderr, "%s:%d: status %s (%d), wanted %s (%d): %s\n", __FILE__,    \
-                    __LINE__, twofold_status_name(got_), (int)got_,                    \
-                    twofold_status_name(want_), (int)want_, twofold_last_error_message()); \
-        }                                                                              \
-    } while (0)
 
 static int contains(const char *haystack, const char *needle) {
     return haystack != NULL && strstr(haystack, needle) != NULL;
@@ -419,13 +393,7 @@ static char *run_op_at(int line, op_fn fn, const struct twofold_engine *engine,
     char *out = SENTINEL_STR;
     size_t out_len = SENTINEL_LEN;
     twofold_status got = fn(engine, CTX, CTX_LEN, args, strlen(args), &out, &out_len);
-    ++checks;
-    if (got != want) {
-        ++failures;
-        fprintf(stderr, "test_twofold.c:%d: status %s, wanted %s: %s\n", line,
-                twofold_status_name(got), twofold_status_name(want),
-                twofold_last_error_message());
-    }
+    check_status_at(got, want, __FILE__, line, "the operation");
     if (got == TWOFOLD_OK) {
         CHECK(out != SENTINEL_STR && out != NULL);
         if (out == SENTINEL_STR || out == NULL) {
@@ -545,14 +513,12 @@ static void expect_new_fails(int line, const char *config, size_t len,
     if (engine != sentinel) {
         twofold_engine_free(engine);
     }
-    ++checks;
-    if (got != TWOFOLD_INVALID_INPUT || engine != sentinel ||
-        !contains(twofold_last_error_message(), message_part) ||
-        twofold_last_error_status() != TWOFOLD_INVALID_INPUT) {
-        ++failures;
-        fprintf(stderr,
-                "test_twofold.c:%d: engine_new gave %s (%s), wanted invalid_input with \"%s\"\n",
-                line, twofold_status_name(got), twofold_last_error_message(), message_part);
+    int held = got == TWOFOLD_INVALID_INPUT && engine == sentinel &&
+               contains(twofold_last_error_message(), message_part) &&
+               twofold_last_error_status() == TWOFOLD_INVALID_INPUT;
+    if (!check_at(held, __FILE__, line, "twofold_engine_new refused the configuration")) {
+        fprintf(stderr, "  engine_new gave %s (%s), wanted invalid_input with \"%s\"\n",
+                twofold_status_name(got), twofold_last_error_message(), message_part);
     }
 }
 #define EXPECT_NEW_FAILS(config, len, host, part) \
@@ -1268,10 +1234,5 @@ int main(void) {
     test_failing_callbacks();
     test_threads();
 
-    if (failures != 0) {
-        fprintf(stderr, "test_twofold: %d of %d checks failed\n", failures, checks);
-        return 1;
-    }
-    printf("test_twofold: all %d checks passed\n", checks);
-    return 0;
+    return check_report("test_twofold");
 }

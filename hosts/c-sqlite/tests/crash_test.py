@@ -25,22 +25,13 @@ import tempfile
 import threading
 import time
 
-from driver import FAST, Driver
+from driver import FAST, Checks, Driver
 
 ROUNDS = 6
 OPS_PER_ROUND = 1500
 DAY_MS = 86_400_000
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"crash_test: FAILED: {what}", file=sys.stderr)
+check = Checks("crash_test")
 
 
 def workload(rng, round_no, accounts):
@@ -227,8 +218,7 @@ def main():
                   f"{kill_after}, {len(answers) - 1} of "
                   f"{len(requests) - 1} operations answered, in flight: {flight}; "
                   f"{users} users intact ({time.monotonic() - started:.1f}s)")
-    print(f"crash_test: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    check.finish()
 
 
 if __name__ == "__main__":

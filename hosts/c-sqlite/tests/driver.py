@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import sys
 
 
 class Driver:
@@ -60,3 +61,23 @@ AUDIT_KEYS = [{"id": "test", "secret": "8f1d5c0a3b7e9f2461d8c7b5a3e9f0c2d4b6a8e0
 
 # Cheap argon2 so the tests are quick; everything else stays the default.
 FAST = {"password_hash": {"m_kib": 8, "t": 1, "p": 1}, "audit_keys": AUDIT_KEYS}
+
+
+class Checks:
+    """Counts checks; a failed one is reported on stderr and the run goes on."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = self.failed = 0
+
+    def __call__(self, cond, what):
+        if cond:
+            self.passed += 1
+        else:
+            self.failed += 1
+            print(f"{self.name}: FAILED: {what}", file=sys.stderr)
+
+    def finish(self):
+        """Prints the counts (the line run.sh reads) and exits 1 if any check failed."""
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed")
+        sys.exit(1 if self.failed else 0)

@@ -10,18 +10,9 @@ import sqlite3
 import sys
 import tempfile
 
-from driver import AUDIT_KEYS, FAST, Driver
+from driver import AUDIT_KEYS, FAST, Checks, Driver
 
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print(f"driver_test: FAILED: {what}", file=sys.stderr)
+check = Checks("driver_test")
 
 
 def error_code(answer):
@@ -205,8 +196,7 @@ def main():
         session(binary, os.path.join(tmp, "session.db"))
     temporary_database(binary)
     persistence(binary)
-    print(f"driver_test: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    check.finish()
 
 
 if __name__ == "__main__":

@@ -14,32 +14,9 @@
 #include <unistd.h>
 
 #include "app.h"
+#include "check.h"
 #include "kv_store.h"
 #include "twofold.h"
-
-static int passed, failed;
-
-#define CHECK(cond)                                                                  \
-    do {                                                                             \
-        if (cond) {                                                                  \
-            ++passed;                                                                \
-        } else {                                                                     \
-            ++failed;                                                                \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        }                                                                            \
-    } while (0)
-
-#define CHECK_STATUS(got, want)                                                          \
-    do {                                                                                 \
-        int32_t got_ = (got), want_ = (want);                                            \
-        if (got_ == want_) {                                                             \
-            ++passed;                                                                    \
-        } else {                                                                         \
-            ++failed;                                                                    \
-            fprintf(stderr, "%s:%d: %s is %s, wanted %s\n", __FILE__, __LINE__, #got,    \
-                    twofold_status_name(got_), twofold_status_name(want_));              \
-        }                                                                                \
-    } while (0)
 
 /* ---------------------------------------------------------------- stand-ins for the sinks */
 
@@ -444,6 +421,5 @@ int main(void) {
         unlink(file);
     }
     rmdir(dir);
-    printf("test_kv: %d passed, %d failed\n", passed, failed);
-    return failed ? 1 : 0;
+    return check_report("test_kv");
 }

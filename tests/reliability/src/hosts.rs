@@ -75,14 +75,19 @@ pub fn available(test: &str, needs: &[(&str, PathBuf, &str)]) -> bool {
 
 /// The server and the component it loads.
 pub fn server_needs() -> Vec<(&'static str, PathBuf, &'static str)> {
-    vec![
-        (
-            "the server",
-            server_binary(),
-            "cargo build -p twofold-server",
-        ),
-        ("the component", component_path(), "wasm-component/build.sh"),
-    ]
+    vec![(
+        "the server",
+        server_binary(),
+        "cargo build -p twofold-server",
+    )]
+    .into_iter()
+    .chain(component_needs())
+    .collect()
+}
+
+/// The component (tests that load it in process).
+pub fn component_needs() -> Vec<(&'static str, PathBuf, &'static str)> {
+    vec![("the component", component_path(), "wasm-component/build.sh")]
 }
 
 /// The C host.

@@ -12,15 +12,7 @@ impl Rng {
 
     /// The seed from `var` if set, else one from the clock; printed so a run can be replayed.
     pub fn from_env(var: &str) -> (Rng, u64) {
-        let seed = std::env::var(var)
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            });
+        let seed = seed_from_env(var);
         eprintln!("{var}={seed} (set it to replay this run)");
         (Rng::new(seed), seed)
     }
@@ -43,4 +35,17 @@ impl Rng {
     pub fn chance(&mut self, percent: u64) -> bool {
         self.below(100) < percent
     }
+}
+
+/// `$var` as a number if it is one, else a seed from the clock.
+pub fn seed_from_env(var: &str) -> u64 {
+    std::env::var(var)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
 }

@@ -46,12 +46,7 @@ impl World {
     /// Builds the world through `call`.
     pub fn build(call: &mut Call<'_>) -> World {
         let mut auth = Authenticator::new(11);
-        let created = ok(
-            call,
-            Op::CreateAccount,
-            json!({ "email": "ada@example.com", "password": PASSWORD }),
-        );
-        let user = created["user_id"].as_str().unwrap_or_default().to_owned();
+        let user = create_account(call, "ada@example.com");
         let options = start_registration(call, &user, "Laptop");
         let credential = auth
             .register(&options, ORIGIN, &Tweaks::default())
@@ -87,12 +82,7 @@ impl World {
             .register(&creation_options, ORIGIN, &Tweaks::default())
             .expect("a second authenticator registers");
 
-        let created = ok(
-            call,
-            Op::CreateAccount,
-            json!({ "email": "bob@example.com", "password": PASSWORD }),
-        );
-        let off = created["user_id"].as_str().unwrap_or_default().to_owned();
+        let off = create_account(call, "bob@example.com");
         let options = start_registration(call, &off, "Key");
         let credential = Authenticator::new(43)
             .register(&options, ORIGIN, &Tweaks::default())
@@ -212,6 +202,16 @@ impl World {
         assert!(Op::ALL.iter().all(|op| steps.iter().any(|s| s.1 == *op)));
         steps
     }
+}
+
+/// A new account with the world's password; its user id.
+fn create_account(call: &mut Call<'_>, email: &str) -> String {
+    let created = ok(
+        call,
+        Op::CreateAccount,
+        json!({ "email": email, "password": PASSWORD }),
+    );
+    created["user_id"].as_str().unwrap_or_default().to_owned()
 }
 
 fn start_registration(call: &mut Call<'_>, user: &str, name: &str) -> Value {

@@ -47,6 +47,22 @@ struct User {
     failures: u32,
 }
 
+impl User {
+    /// A new account: no passkey, 2FA off, an authenticator seeded with `seed`.
+    fn new(email: String, id: String, seed: u64) -> User {
+        User {
+            email,
+            id,
+            auths: vec![Authenticator::new(seed)],
+            passkeys: BTreeSet::new(),
+            two_factor: false,
+            codes: Vec::new(),
+            codes_remaining: Some(0),
+            failures: 0,
+        }
+    }
+}
+
 /// The request that was in flight when the host was killed.
 #[derive(Debug)]
 struct Killed {
@@ -212,16 +228,7 @@ impl Run {
             .expect("a user id")
             .to_owned();
         let seed = self.rng.next_u64();
-        self.users.push(User {
-            email,
-            id,
-            auths: vec![Authenticator::new(seed)],
-            passkeys: BTreeSet::new(),
-            two_factor: false,
-            codes: Vec::new(),
-            codes_remaining: Some(0),
-            failures: 0,
-        });
+        self.users.push(User::new(email, id, seed));
         Ok(())
     }
 
@@ -349,24 +356,29 @@ impl Run {
         Ok(())
     }
 
-    fn enable(&mut self, email: &str) -> Result<(), Killed> {
+    /// An operation that needs only the user and the password; its answer.
+    fn confirmed(&mut self, email: &str, op: &str) -> Result<Value, Killed> {
         let id = self.user_mut(email).id.clone();
         let args = json!({ "user_id": id, "password": PASSWORD });
-        let codes = self
-            .req("enable_two_factor", args, Some(email))?
-            .ok("enable");
+        Ok(self.req(op, args, Some(email))?.ok(op))
+    }
+
+    /// Keeps the code set an answer showed.
+    fn new_codes(&mut self, email: &str, answer: &Value) {
         let u = self.user_mut(email);
-        u.two_factor = true;
-        u.codes = serde_json::from_value(codes["codes"].clone()).expect("codes");
+        u.codes = serde_json::from_value(answer["codes"].clone()).expect("codes");
         u.codes_remaining = Some(u.codes.len() as u64);
+    }
+
+    fn enable(&mut self, email: &str) -> Result<(), Killed> {
+        let answer = self.confirmed(email, "enable_two_factor")?;
+        self.user_mut(email).two_factor = true;
+        self.new_codes(email, &answer);
         Ok(())
     }
 
     fn disable(&mut self, email: &str) -> Result<(), Killed> {
-        let id = self.user_mut(email).id.clone();
-        let args = json!({ "user_id": id, "password": PASSWORD });
-        self.req("disable_two_factor", args, Some(email))?
-            .ok("disable");
+        self.confirmed(email, "disable_two_factor")?;
         let u = self.user_mut(email);
         u.two_factor = false;
         u.codes.clear();
@@ -375,14 +387,8 @@ impl Run {
     }
 
     fn regenerate(&mut self, email: &str) -> Result<(), Killed> {
-        let id = self.user_mut(email).id.clone();
-        let args = json!({ "user_id": id, "password": PASSWORD });
-        let codes = self
-            .req("regenerate_backup_codes", args, Some(email))?
-            .ok("regenerate");
-        let u = self.user_mut(email);
-        u.codes = serde_json::from_value(codes["codes"].clone()).expect("codes");
-        u.codes_remaining = Some(u.codes.len() as u64);
+        let answer = self.confirmed(email, "regenerate_backup_codes")?;
+        self.new_codes(email, &answer);
         Ok(())
     }
 
@@ -450,16 +456,7 @@ impl Run {
                         assert_eq!(created["user_id"], id, "{when}");
                     }
                     let seed = self.rng.next_u64();
-                    self.users.push(User {
-                        email,
-                        id,
-                        auths: vec![Authenticator::new(seed)],
-                        passkeys: BTreeSet::new(),
-                        two_factor: false,
-                        codes: Vec::new(),
-                        codes_remaining: Some(0),
-                        failures: 0,
-                    });
+                    self.users.push(User::new(email, id, seed));
                 }
                 refused => {
                     self.stats.not_committed += 1;

@@ -85,17 +85,7 @@ fn fixture() -> &'static Fixture {
 
 fn seed() -> u64 {
     static SEED: OnceLock<u64> = OnceLock::new();
-    *SEED.get_or_init(|| {
-        std::env::var("TWOFOLD_FUZZ_SEED")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or_else(|| {
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(1)
-            })
-    })
+    *SEED.get_or_init(|| twofold_reliability::rng::seed_from_env("TWOFOLD_FUZZ_SEED"))
 }
 
 /// Runs `test` on `cases` values of `strategy` and reports the time taken.
@@ -1282,29 +1272,39 @@ fn around_open_bugs(host: &str, line: Vec<u8>) -> Vec<u8> {
     }
 }
 
+/// `twofold-c --driver` over a fresh database, or `None` (the test is skipped) when the C host
+/// is not built.
+fn c_host_driver(name: &str) -> Option<DriverProcess> {
+    if !hosts::available(name, &hosts::c_host_needs()) {
+        return None;
+    }
+    let log = hosts::scratch_dir(name).join("log");
+    let args = ["--driver".to_owned()];
+    Some(DriverProcess::spawn(&hosts::c_host_binary(), &args, &log))
+}
+
+/// Sends one line and reads its answer as JSON.
+fn exchange(host: &mut DriverProcess, line: &[u8]) -> Value {
+    assert!(host.send_line(line), "the host stopped reading");
+    let answer = host.recv_line().expect("an answer");
+    serde_json::from_slice(&answer).expect("JSON")
+}
+
 /// Regression: PROTOCOL.md lets the runner use any id below 2^53, and the answer must carry it.
 /// `twofold-c` reads ids as doubles and cJSON prints them with 15 significant digits, so
 /// 9007199254740991 comes back as `9.00719925474099e+15` (another number).
 #[test]
 fn c_host_echoes_every_protocol_id_exactly() {
-    if !hosts::available("c host ids", &hosts::c_host_needs()) {
+    let Some(mut host) = c_host_driver("c-host-ids") else {
         return;
-    }
-    let dir = hosts::scratch_dir("c-host-ids");
-    let mut host = DriverProcess::spawn(
-        &hosts::c_host_binary(),
-        &["--driver".into()],
-        &dir.join("log"),
-    );
+    };
     for id in [
         9_007_199_254_740_991u64,
         5_995_003_203_837_319,
         1_000_000_000_000_001,
     ] {
         let line = format!(r#"{{"id":{id},"op":"status","args":{{}}}}"#);
-        assert!(host.send_line(line.as_bytes()));
-        let answer = host.recv_line().expect("an answer");
-        let answer: Value = serde_json::from_slice(&answer).expect("JSON");
+        let answer = exchange(&mut host, line.as_bytes());
         assert_eq!(answer["id"].as_u64(), Some(id), "answer {answer}");
     }
 }
@@ -1317,15 +1317,9 @@ fn c_host_echoes_every_protocol_id_exactly() {
 #[test]
 #[ignore = "bug: twofold-c (cJSON) still reads numbers with leading zeros such as \"id\":04 as requests"]
 fn c_host_refuses_lines_that_are_not_json() {
-    if !hosts::available("c host invalid JSON", &hosts::c_host_needs()) {
+    let Some(mut host) = c_host_driver("c-host-json") else {
         return;
-    }
-    let dir = hosts::scratch_dir("c-host-json");
-    let mut host = DriverProcess::spawn(
-        &hosts::c_host_binary(),
-        &["--driver".into()],
-        &dir.join("log"),
-    );
+    };
     let lines: [&[u8]; 4] = [
         b"{\"id\":1,\"op\":\"status\",\"args\":{\"user_id\":\"a\x0bb\"}}",
         b"\x00{\"id\":2,\"op\":\"status\",\"args\":{}}",
@@ -1336,9 +1330,7 @@ fn c_host_refuses_lines_that_are_not_json() {
         let mut reference = Driver::new(Randomness::Seeded).expect("the reference driver");
         let expected: Value = serde_json::from_str(&reference.handle_line(line)).expect("JSON");
         assert_eq!(expected["id"], Value::Null, "the reference driver");
-        assert!(host.send_line(line));
-        let answer = host.recv_line().expect("an answer");
-        let answer: Value = serde_json::from_slice(&answer).expect("JSON");
+        let answer = exchange(&mut host, line);
         assert_eq!(answer["id"], Value::Null, "answer {answer}");
         assert_eq!(answer["error"]["code"], "invalid_input", "answer {answer}");
     }
@@ -1437,12 +1429,10 @@ struct CCall {
     export: usize,
     op_name: Vec<u8>,
     args: Vec<u8>,
-    args_null: bool,
     len: Len,
-    engine_null: bool,
     ctx: Ctx,
-    out_null: bool,
-    out_len_null: bool,
+    /// NULL in place of `args`, `engine`, `out`, `out_len`.
+    nulls: [bool; 4],
 }
 
 fn arb_c_call() -> impl Strategy<Value = CCall> {
@@ -1476,38 +1466,15 @@ fn arb_c_call() -> impl Strategy<Value = CCall> {
         1 => Just(Ctx::Empty),
         2 => arb_json().prop_map(Ctx::Json),
     ];
-    (
-        call,
-        prop::bool::weighted(0.03),
+    let nulls = prop::array::uniform4(prop::bool::weighted(0.03));
+    (call, len, ctx, nulls).prop_map(|((export, op_name, args), len, ctx, nulls)| CCall {
+        export,
+        op_name,
+        args,
         len,
-        prop::bool::weighted(0.03),
         ctx,
-        prop::bool::weighted(0.03),
-        prop::bool::weighted(0.03),
-    )
-        .prop_map(
-            |(
-                (export, op_name, args),
-                args_null,
-                len,
-                engine_null,
-                ctx,
-                out_null,
-                out_len_null,
-            )| {
-                CCall {
-                    export,
-                    op_name,
-                    args,
-                    args_null,
-                    len,
-                    engine_null,
-                    ctx,
-                    out_null,
-                    out_len_null,
-                }
-            },
-        )
+        nulls,
+    })
 }
 
 /// Where an out-parameter that must stay unwritten points: never dereferenced.
@@ -1552,24 +1519,21 @@ fn c_case(call: &CCall) -> TestCaseResult {
         Len::Short(i) => i.index(call.args.len().max(1)).min(call.args.len()),
         Len::Zero => 0,
     };
-    let args_ptr: *const c_char = if call.args_null {
+    let [args_null, engine_null, out_null, out_len_null] = call.nulls;
+    let args_ptr: *const c_char = if args_null {
         ptr::null()
     } else {
         call.args.as_ptr().cast()
     };
-    let engine_ptr = if call.engine_null {
+    let engine_ptr = if engine_null {
         ptr::null()
     } else {
         engine.raw()
     };
     let mut out: *mut c_char = SENTINEL_PTR as *mut c_char;
     let mut out_len: usize = SENTINEL_LEN;
-    let out_ptr: *mut *mut c_char = if call.out_null {
-        ptr::null_mut()
-    } else {
-        &mut out
-    };
-    let out_len_ptr: *mut usize = if call.out_len_null {
+    let out_ptr: *mut *mut c_char = if out_null { ptr::null_mut() } else { &mut out };
+    let out_len_ptr: *mut usize = if out_len_null {
         ptr::null_mut()
     } else {
         &mut out_len
@@ -1599,11 +1563,8 @@ fn c_case(call: &CCall) -> TestCaseResult {
         }
     };
     prop_assert!(status_in_range(status), "status {}", status);
-    let null_argument = call.args_null
-        || call.engine_null
-        || call.out_null
-        || call.out_len_null
-        || matches!(call.ctx, Ctx::Null | Ctx::NullEmpty | Ctx::BadUtf8);
+    let null_argument =
+        call.nulls.contains(&true) || matches!(call.ctx, Ctx::Null | Ctx::NullEmpty | Ctx::BadUtf8);
     if null_argument {
         prop_assert_eq!(
             status,
@@ -1814,14 +1775,7 @@ fn fuzz_hosts_that_break_the_callback_contract() {
 /// traps on input (a trap is a panic inside the component).
 #[test]
 fn fuzz_the_component_through_its_wit_interface() {
-    if !hosts::available(
-        "fuzz the component",
-        &[(
-            "the component",
-            hosts::component_path(),
-            "wasm-component/build.sh",
-        )],
-    ) {
+    if !hosts::available("fuzz the component", &hosts::component_needs()) {
         return;
     }
     component::fuzz_component();
@@ -1834,15 +1788,8 @@ mod component {
 
     pub fn fuzz_component() {
         // The component's own world (its ids, tokens and challenges), built through it.
-        let storage = Arc::new(MemoryStorage::new());
-        let mut tf = instance(Arc::clone(&storage));
-        let world = World::build(&mut |op, args| match call(&mut tf, op, &args) {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(format!("{}: {}", e.code, e.message)),
-            Err(trap) => panic!("trap while building: {trap}"),
-        });
+        let (world, snapshot) = common::component::world();
         let steps = world.steps();
-        let snapshot = storage.snapshot();
         let strategy = (
             0..steps.len(),
             prop::collection::vec(arb_cred_edit(), 0..3),

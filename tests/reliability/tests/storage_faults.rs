@@ -108,27 +108,12 @@ fn c_host_failing_at_every_callback_of_every_operation() {
 
 #[test]
 fn component_storage_failing_at_every_call_of_every_operation() {
-    if !hosts::available(
-        "component storage faults",
-        &[(
-            "the component",
-            hosts::component_path(),
-            "wasm-component/build.sh",
-        )],
-    ) {
+    if !hosts::available("component storage faults", &hosts::component_needs()) {
         return;
     }
     use common::component::{call, instance};
 
-    let storage = Arc::new(MemoryStorage::new());
-    let mut tf = instance(Arc::clone(&storage));
-    let world = World::build(&mut |op, args| match call(&mut tf, op, &args) {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{}: {}", e.code, e.message)),
-        Err(trap) => panic!("trap: {trap}"),
-    });
-    drop(tf);
-    let snapshot = storage.snapshot();
+    let (world, snapshot) = common::component::world();
     invariants::check(&snapshot).assert_ok("the world built through the component");
     let fork = || Arc::new(MemoryStorage::with_data(snapshot.clone()));
     let outcome = |r: Result<Result<Value, EngineError>, String>, what: &str| match r {

@@ -280,6 +280,14 @@ unsafe extern "C" fn scan(
     OK
 }
 
+/// Counts a callback that only works or fails: its fault's status, or what `work` did.
+fn serve(s: &Shared, callback: Callback, work: impl FnOnce(&dyn Host) -> Result<(), i32>) -> i32 {
+    if let Some(Misbehave::Status(status)) = s.enter(callback) {
+        return status;
+    }
+    work(&*s.host).map_or_else(|status| status, |()| OK)
+}
+
 unsafe extern "C" fn commit(
     user_data: *mut c_void,
     writes: *const twofold_write,
@@ -287,65 +295,53 @@ unsafe extern "C" fn commit(
 ) -> i32 {
     // SAFETY: `user_data` is this table's.
     let s = unsafe { shared(user_data) };
-    if let Some(Misbehave::Status(status)) = s.enter(Callback::Commit) {
-        return status;
-    }
-    let table = if writes_len == 0 {
-        &[][..]
-    } else {
-        // SAFETY: `writes` holds `writes_len` entries, valid during the call.
-        unsafe { std::slice::from_raw_parts(writes, writes_len) }
-    };
-    let mut batch = Vec::with_capacity(table.len());
-    for w in table {
-        // SAFETY: keys and values are valid for their lengths during the call.
-        let (key, value) = unsafe { (text(w.key, w.key_len), text(w.value.cast(), w.value_len)) };
-        let (Some(key), Some(value)) = (key, value) else {
-            return storage();
+    serve(s, Callback::Commit, |host| {
+        let table = if writes_len == 0 {
+            &[][..]
+        } else {
+            // SAFETY: `writes` holds `writes_len` entries, valid during the call.
+            unsafe { std::slice::from_raw_parts(writes, writes_len) }
         };
-        batch.push(Write {
-            key: key.to_owned(),
-            value: (!w.value.is_null()).then(|| value.to_owned()),
-            expect: match w.expected_version {
-                0 => Expect::Absent,
-                v => Expect::Version(v),
-            },
-        });
-    }
-    match s.host.commit(&batch) {
-        Ok(()) => OK,
-        Err(e) => status_of(e),
-    }
+        let mut batch = Vec::with_capacity(table.len());
+        for w in table {
+            // SAFETY: keys and values are valid for their lengths during the call.
+            let (key, value) =
+                unsafe { (text(w.key, w.key_len), text(w.value.cast(), w.value_len)) };
+            let (Some(key), Some(value)) = (key, value) else {
+                return Err(storage());
+            };
+            batch.push(Write {
+                key: key.to_owned(),
+                value: (!w.value.is_null()).then(|| value.to_owned()),
+                expect: match w.expected_version {
+                    0 => Expect::Absent,
+                    v => Expect::Version(v),
+                },
+            });
+        }
+        host.commit(&batch).map_err(status_of)
+    })
 }
 
 unsafe extern "C" fn now_ms(user_data: *mut c_void, out_ms: *mut u64) -> i32 {
     // SAFETY: `user_data` is this table's.
     let s = unsafe { shared(user_data) };
-    if let Some(Misbehave::Status(status)) = s.enter(Callback::Now) {
-        return status;
-    }
-    match s.host.now_ms() {
-        Ok(ms) => {
-            // SAFETY: the library passes a place to write, never NULL.
-            unsafe { out_ms.write(ms) };
-            OK
-        }
-        Err(e) => status_of(e),
-    }
+    serve(s, Callback::Now, |host| {
+        let ms = host.now_ms().map_err(status_of)?;
+        // SAFETY: the library passes a place to write, never NULL.
+        unsafe { out_ms.write(ms) };
+        Ok(())
+    })
 }
 
 unsafe extern "C" fn fill_random(user_data: *mut c_void, buf: *mut u8, len: usize) -> i32 {
     // SAFETY: `user_data` is this table's.
     let s = unsafe { shared(user_data) };
-    if let Some(Misbehave::Status(status)) = s.enter(Callback::Random) {
-        return status;
-    }
-    // SAFETY: the library passes `len` writable bytes, never NULL.
-    let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
-    match s.host.fill_random(buf) {
-        Ok(()) => OK,
-        Err(e) => status_of(e),
-    }
+    serve(s, Callback::Random, |host| {
+        // SAFETY: the library passes `len` writable bytes, never NULL.
+        let buf = unsafe { std::slice::from_raw_parts_mut(buf, len) };
+        host.fill_random(buf).map_err(status_of)
+    })
 }
 
 /// A `struct twofold_host` over a Rust [`Host`], counting every callback, with a settable
@@ -524,54 +520,48 @@ impl<H: Host + Send + Sync + 'static> CEngine<H> {
 
     /// Runs the operation named `name` through `twofold_engine_call`.
     pub fn call_by_name(&self, name: &[u8], args: &[u8]) -> Answer {
-        let (ctx, op) = (self.context.as_bytes(), name);
-        self.invoke(|out, out_len| {
-            // SAFETY: valid engine and buffers; the out-parameters are the caller's.
-            unsafe {
-                twofold_engine_call(
-                    self.engine,
-                    ctx.as_ptr().cast(),
-                    ctx.len(),
-                    op.as_ptr().cast(),
-                    op.len(),
-                    args.as_ptr().cast(),
-                    args.len(),
-                    out,
-                    out_len,
-                )
-            }
-        })
-        .1
+        let (engine, op) = (self.engine, name);
+        // SAFETY: valid engine and buffers; the out-parameters are `invoke`'s.
+        let call = |c, cl, a, al, o, ol| unsafe {
+            twofold_engine_call(engine, c, cl, op.as_ptr().cast(), op.len(), a, al, o, ol)
+        };
+        self.invoke(args, call).1
     }
 
     /// [`call`](CEngine::call), with the time the export alone took.
     pub fn timed_call(&self, op: Op, args: &[u8]) -> (Duration, Answer) {
-        let ctx = self.context.as_bytes();
-        self.invoke(|out, out_len| {
-            // SAFETY: valid engine and buffers; the out-parameters are the caller's.
-            unsafe {
-                export(op)(
-                    self.engine,
-                    ctx.as_ptr().cast(),
-                    ctx.len(),
-                    args.as_ptr().cast(),
-                    args.len(),
-                    out,
-                    out_len,
-                )
-            }
-        })
+        let engine = self.engine;
+        // SAFETY: valid engine and buffers; the out-parameters are `invoke`'s.
+        let call = |c, cl, a, al, o, ol| unsafe { export(op)(engine, c, cl, a, al, o, ol) };
+        self.invoke(args, call)
     }
 
-    /// Runs one export and reads its answer, checking the out-parameter rules on the way.
+    /// Runs one export with this engine's context and `args`, and reads its answer, checking
+    /// the out-parameter rules on the way.
     fn invoke(
         &self,
-        f: impl FnOnce(*mut *mut c_char, *mut usize) -> twofold_status,
+        args: &[u8],
+        f: impl FnOnce(
+            *const c_char,
+            usize,
+            *const c_char,
+            usize,
+            *mut *mut c_char,
+            *mut usize,
+        ) -> twofold_status,
     ) -> (Duration, Answer) {
+        let ctx = self.context.as_bytes();
         let mut out: *mut c_char = ptr::null_mut();
         let mut out_len = usize::MAX;
         let started = Instant::now();
-        let status = f(&mut out, &mut out_len);
+        let status = f(
+            ctx.as_ptr().cast(),
+            ctx.len(),
+            args.as_ptr().cast(),
+            args.len(),
+            &mut out,
+            &mut out_len,
+        );
         let took = started.elapsed();
         if status != OK {
             assert!(out.is_null(), "out written on failure");

@@ -11,39 +11,28 @@ pub mod component {
     use std::path::PathBuf;
     use std::sync::OnceLock;
 
+    use std::sync::Arc;
+
     use serde_json::Value;
     use twofold_core::{Context, EngineError, ErrorCode, Op, Storage};
-    use twofold_reliability::hosts;
+    use twofold_reliability::world::World;
+    use twofold_reliability::{Snapshot, hosts};
     use twofold_server::{ComponentEngine, Instance, LoadOptions};
-    use twofold_testkit::fast_config;
+    use twofold_testkit::{MemoryStorage, fast_config};
 
     /// The component, compiled (or loaded from the cache) once per test binary.
     pub fn loader() -> ComponentEngine {
         static LOADER: OnceLock<ComponentEngine> = OnceLock::new();
-        LOADER
-            .get_or_init(|| {
-                let path = hosts::component_path();
-                let options = LoadOptions {
-                    cache_dir: path.parent().map(PathBuf::from),
-                    call_timeout: None,
-                };
-                match ComponentEngine::load(&path, &options) {
-                    Ok((loader, report)) => {
-                        eprintln!(
-                            "component {} in {} ms",
-                            if report.from_cache {
-                                "loaded from the cache"
-                            } else {
-                                "compiled"
-                            },
-                            report.took.as_millis()
-                        );
-                        loader
-                    }
-                    Err(e) => panic!("cannot load {}: {e:?}", path.display()),
-                }
-            })
-            .clone()
+        let load = || {
+            let path = hosts::component_path();
+            let options = LoadOptions {
+                cache_dir: path.parent().map(PathBuf::from),
+                call_timeout: None,
+            };
+            let loaded = ComponentEngine::load(&path, &options);
+            loaded.unwrap_or_else(|e| panic!("cannot load {}: {e:?}", path.display()))
+        };
+        LOADER.get_or_init(|| load().0).clone()
     }
 
     /// An instance over `storage` with the test configuration.
@@ -53,6 +42,19 @@ pub mod component {
             Ok(Err(e)) => panic!("configuration refused: {}", e.message),
             Err(trap) => panic!("cannot instantiate: {trap:?}"),
         }
+    }
+
+    /// The world, built through the component (its own ids, tokens and challenges), and the
+    /// storage it left.
+    pub fn world() -> (World, Snapshot) {
+        let storage = Arc::new(MemoryStorage::new());
+        let mut tf = instance(Arc::clone(&storage));
+        let world = World::build(&mut |op, args| match call(&mut tf, op, &args) {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(format!("{}: {}", e.code, e.message)),
+            Err(trap) => panic!("trap while building the world: {trap}"),
+        });
+        (world, storage.snapshot())
     }
 
     /// One operation with JSON arguments: `Ok(answer)` (the answer as JSON, or the typed
