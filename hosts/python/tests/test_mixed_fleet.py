@@ -207,6 +207,7 @@ def fleet_db(postgres_server: PostgresServer) -> Iterator[str]:
 def test_issue15_one_postgres_serves_the_same_users_through_every_host(fleet_db: str, tmp_path: Path) -> None:
     missing: list[str] = []
     started: list[Any] = []
+    ran = "no host"
 
     def http(name: str, command: list[str], port: int) -> Optional[HttpHost]:
         host = HttpHost(name, command, port, tmp_path / f"{name}.log")
@@ -247,12 +248,16 @@ def test_issue15_one_postgres_serves_the_same_users_through_every_host(fleet_db:
                 missing.append(f"node could not serve on PostgreSQL ({e})")
 
         problems = run_fleet(hosts, python_hosts[0])
+        ran = ", ".join(h.name for h in hosts)
     finally:
         for host in started:
             host.stop()
     report = problems + [f"missing: {m}" for m in missing]
     if report:
-        pytest.fail("mixed fleet incomplete or inconsistent:\n  " + "\n  ".join(report), pytrace=False)
+        pytest.fail(
+            f"mixed fleet incomplete or inconsistent (checked between {ran}):\n  " + "\n  ".join(report),
+            pytrace=False,
+        )
 
 
 def run_fleet(hosts: list[Host], registrar: HttpHost) -> list[str]:
