@@ -205,12 +205,6 @@ def parse_serde(texts: list[str]) -> Serde:
         for m in re.finditer(r"pub struct (\w+) \{(.*?)\n\}", text, re.S):
             struct, body = m.group(1), m.group(2)
             serde.structs.add(struct)
-            struct_default = re.search(
-                r"#\[serde\([^\]]*\bdefault\b[^\]]*\)\]\s*(?:#\[[^\]]*\]\s*)*pub struct "
-                + struct
-                + r" \{",
-                text,
-            )
             last = 0
             for f in re.finditer(r"pub (\w+):", body):
                 attrs = body[last : f.start()]
@@ -220,14 +214,10 @@ def parse_serde(texts: list[str]) -> Serde:
                     serde.json_text.add((struct, name))
                 if re.search(r"#\[serde\(\s*[^\]]*\bdefault\b", attrs, re.S):
                     serde.defaulted.add((struct, name))
-                elif struct_default and "skip_serializing_if" not in attrs:
-                    pass
         for m in re.finditer(r"redacting_debug!\((\w+) \{[^}]*\} secret \{([^}]*)\}\);", text, re.S):
             for name in re.findall(r"\w+", m.group(2)):
                 serde.secret.add((m.group(1), name))
-        for m in re.finditer(r"#\[serde\(tag = \"(\w+)\"[^\]]*\)\]\s*(?:#\[[^\]]*\]\s*)*pub enum (\w+)", text, re.S):
-            serde.tags[m.group(2)] = m.group(1)
-        # cfg_attr blocks span lines; look again with a looser pattern.
+        # The attribute, then other attributes (cfg_attr blocks span lines), then the enum.
         for m in re.finditer(r"#\[serde\(tag = \"(\w+)\"[^\]]*\)\](.*?)pub enum (\w+)", text, re.S):
             serde.tags[m.group(3)] = m.group(1)
     return serde
