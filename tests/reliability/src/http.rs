@@ -52,6 +52,10 @@ pub struct Client {
     conn: Option<BufReader<TcpStream>>,
     /// The session cookie (`name=value`), if the server set one.
     pub cookie: Option<String>,
+    /// The client address a proxy would name in `X-Forwarded-For` (the server trusts the
+    /// loopback proxy, see `Server::start`): one per simulated device, so each counts as its
+    /// own client for the per-client limits (S6).
+    pub forwarded_for: Option<String>,
 }
 
 impl Client {
@@ -63,6 +67,7 @@ impl Client {
             origin: origin.to_owned(),
             conn: None,
             cookie: None,
+            forwarded_for: None,
         }
     }
 
@@ -101,6 +106,9 @@ impl Client {
         }
         if let Some(cookie) = &self.cookie {
             head.push_str(&format!("Cookie: {cookie}\r\n"));
+        }
+        if let Some(client) = &self.forwarded_for {
+            head.push_str(&format!("X-Forwarded-For: {client}\r\n"));
         }
         head.push_str("\r\n");
         let mut request = head.into_bytes();

@@ -54,6 +54,9 @@ impl Server {
             .arg(hosts::component_path())
             .arg("--workers")
             .arg(workers.to_string())
+            // The tests play the proxy: a client's `X-Forwarded-For` names it (H4).
+            .arg("--trusted-proxy")
+            .arg("127.0.0.1")
             // The test key, so that the stored-state rules can verify what the server wrote.
             .env(
                 "TWOFOLD_AUDIT_KEYS",
