@@ -488,7 +488,7 @@ fn code_checks(w: &mut World, reps: usize) -> Res<Vec<CodeCheck>> {
     let mut out = Vec::new();
     for count in [1u32, 10, 100] {
         let engine = Engine::new(Config {
-            backup_code_count: count,
+            backup_code_count: Some(count),
             ..world::spec_config()
         })
         .map_err(|e| e.to_string())?;
@@ -591,7 +591,7 @@ fn profile(op: &str, target: &str, n: usize) -> Res<()> {
             };
             let (loader, _) = ComponentEngine::load(&path, &load).map_err(|e| format!("{e:#}"))?;
             Box::new(
-                Wasm::new(loader, world::spec_wit_config(), w.host.clone(), true)
+                Wasm::new(loader, world::spec_config(), w.host.clone(), true)
                     .map_err(|e| format!("{e:#}"))?,
             )
         }
@@ -766,22 +766,12 @@ fn run(o: &Options) -> Res<()> {
         )),
         Box::new(CAbi::new(w.host.clone(), &world::spec_config_json())),
         Box::new(
-            Wasm::new(
-                loader.clone(),
-                world::spec_wit_config(),
-                w.host.clone(),
-                true,
-            )
-            .map_err(|e| format!("{e:#}"))?,
+            Wasm::new(loader.clone(), world::spec_config(), w.host.clone(), true)
+                .map_err(|e| format!("{e:#}"))?,
         ),
         Box::new(
-            Wasm::new(
-                loader.clone(),
-                world::spec_wit_config(),
-                w.host.clone(),
-                false,
-            )
-            .map_err(|e| format!("{e:#}"))?,
+            Wasm::new(loader.clone(), world::spec_config(), w.host.clone(), false)
+                .map_err(|e| format!("{e:#}"))?,
         ),
     ];
 
@@ -845,7 +835,7 @@ fn run(o: &Options) -> Res<()> {
             ))];
             for (label, loader) in v {
                 targets.push(Box::new(
-                    Wasm::new(loader, world::spec_wit_config(), w.host.clone(), true)
+                    Wasm::new(loader, world::spec_config(), w.host.clone(), true)
                         .map_err(|e| format!("{e:#}"))?
                         .named(label),
                 ));

@@ -10,16 +10,17 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use twofold_core::{CreateAccount, Engine};
-use twofold_server::bindings::twofold::engine::storage as wstorage;
-use twofold_server::bindings::{Twofold, TwofoldPre};
-use twofold_server::{ComponentEngine, wit};
+use twofold_core::proto::WIT_PACKAGE;
+use twofold_core::{
+    Config, Context, CreateAccount, Engine, EngineError, Operation, PasskeySignIn, SignIn,
+    SignInOutcome, Storage, UserRef, Write, op,
+};
+use twofold_server::ComponentEngine;
 use twofold_testkit::TestHost;
-use wasmtime::component::{HasSelf, Linker, ResourceTable};
-use wasmtime::{ResourceLimiter, Store};
+use wasmtime::component::{Lift, Linker, Lower, ResourceAny, ResourceTable};
+use wasmtime::{ResourceLimiter, Store, StoreContextMut};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-use crate::targets::SharedStore;
 use crate::world;
 
 pub const CONCURRENT: usize = 16;
@@ -39,11 +40,14 @@ fn mib(kib: u64) -> f64 {
 
 // ------------------------------------------------------------------ linear memory
 
-/// Store data like twofold-server's, plus a limiter that records linear-memory growth.
+/// Store data like twofold-server's, plus a limiter that records linear-memory growth. The
+/// server's embedding keeps its store to itself (no limiter can be set on it), so this one
+/// links the component itself: WASI, the storage import over the shared testkit host, and
+/// typed calls of the engine's constructor and methods with the proto types.
 struct Watched {
     wasi: WasiCtx,
     table: ResourceTable,
-    storage: SharedStore,
+    storage: Arc<TestHost>,
     /// Bytes of linear memory (all memories of the instance together).
     linear: usize,
 }
@@ -54,23 +58,6 @@ impl WasiView for Watched {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-impl wstorage::Host for Watched {
-    fn get(&mut self, key: String) -> Result<Option<wstorage::Versioned>, wstorage::StorageError> {
-        self.storage.get(key)
-    }
-    fn scan(
-        &mut self,
-        prefix: String,
-        after: Option<String>,
-        limit: u32,
-    ) -> Result<Vec<wstorage::Entry>, wstorage::StorageError> {
-        self.storage.scan(prefix, after, limit)
-    }
-    fn commit(&mut self, writes: Vec<wstorage::Write>) -> Result<(), wstorage::StorageError> {
-        self.storage.commit(writes)
     }
 }
 
@@ -94,6 +81,105 @@ impl ResourceLimiter for Watched {
     }
 }
 
+/// `twofold:engine/<name>@<version>`.
+fn interface(name: &str) -> String {
+    let (package, version) = WIT_PACKAGE.split_once('@').unwrap_or((WIT_PACKAGE, ""));
+    format!("{package}/{name}@{version}")
+}
+
+/// One instance in a watched store, with its engine resource.
+struct Watching {
+    store: Store<Watched>,
+    instance: wasmtime::component::Instance,
+    engine: ResourceAny,
+}
+
+impl Watching {
+    fn new(
+        loader: &ComponentEngine,
+        host: Arc<TestHost>,
+        config: &Config,
+    ) -> wasmtime::Result<(Watching, usize)> {
+        let mut linker = Linker::<Watched>::new(loader.engine());
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
+        type Cx<'a> = StoreContextMut<'a, Watched>;
+        let mut storage = linker.instance(&interface("storage"))?;
+        storage.func_wrap("get", |cx: Cx<'_>, (key,): (String,)| {
+            Ok((cx.data().storage.get(&key),))
+        })?;
+        storage.func_wrap(
+            "scan",
+            |cx: Cx<'_>, (prefix, after, limit): (String, Option<String>, u32)| {
+                Ok((cx.data().storage.scan(&prefix, after.as_deref(), limit),))
+            },
+        )?;
+        storage.func_wrap("commit", |cx: Cx<'_>, (writes,): (Vec<Write>,)| {
+            Ok((cx.data().storage.commit(&writes),))
+        })?;
+        let watched = Watched {
+            wasi: WasiCtx::builder().build(),
+            table: ResourceTable::new(),
+            storage: host,
+            linear: 0,
+        };
+        let mut store = Store::new(loader.engine(), watched);
+        store.limiter(|s| s as &mut dyn ResourceLimiter);
+        // The server's engine interrupts on epochs; without a deadline any check would trap.
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = linker.instantiate(&mut store, loader.component())?;
+        let instantiated = store.data().linear;
+        let engine_iface = instance
+            .get_export_index(&mut store, None, &interface("engine"))
+            .ok_or_else(|| wasmtime::format_err!("no engine interface"))?;
+        let constructor = instance
+            .get_export_index(&mut store, Some(&engine_iface), "[constructor]engine")
+            .ok_or_else(|| wasmtime::format_err!("no engine constructor"))?;
+        let constructor = instance
+            .get_typed_func::<(&Config,), (Result<ResourceAny, EngineError>,)>(
+                &mut store,
+                &constructor,
+            )?;
+        let (engine,) = constructor.call(&mut store, (config,))?;
+        let engine = engine.map_err(|e| wasmtime::format_err!("constructor: {e}"))?;
+        Ok((
+            Watching {
+                store,
+                instance,
+                engine,
+            },
+            instantiated,
+        ))
+    }
+
+    fn linear(&self) -> usize {
+        self.store.data().linear
+    }
+
+    fn call<O>(&mut self, ctx: &Context, req: &O::Request) -> wasmtime::Result<O::Answer>
+    where
+        O: Operation,
+        O::Request: Lower,
+        O::Answer: Lift,
+    {
+        let store = &mut self.store;
+        let iface = self
+            .instance
+            .get_export_index(&mut *store, None, &interface("engine"))
+            .ok_or_else(|| wasmtime::format_err!("no engine interface"))?;
+        let name = format!("[method]engine.{}", O::OP.wit_name());
+        let method = self
+            .instance
+            .get_export_index(&mut *store, Some(&iface), &name)
+            .ok_or_else(|| wasmtime::format_err!("no {name}"))?;
+        let method = self.instance.get_typed_func::<
+            (ResourceAny, &Context, &O::Request),
+            (Result<O::Answer, EngineError>,),
+        >(&mut *store, &method)?;
+        let (answer,) = method.call(&mut *store, (self.engine, ctx, req))?;
+        answer.map_err(|e| wasmtime::format_err!("{}: {e}", O::OP.name()))
+    }
+}
+
 /// Linear memory of one instance after each step of a sign-in with a passkey.
 #[derive(Clone, Debug, Default)]
 pub struct LinearMemory {
@@ -105,87 +191,43 @@ pub fn linear_memory(loader: &ComponentEngine) -> wasmtime::Result<LinearMemory>
     let mut account = w.account(true).map_err(wasmtime::Error::msg)?;
     w.add_passkey(&mut account).map_err(wasmtime::Error::msg)?;
 
-    let engine = loader.engine();
-    let mut linker = Linker::<Watched>::new(engine);
-    wasmtime_wasi::p2::add_to_linker_sync(&mut linker)?;
-    Twofold::add_to_linker::<Watched, HasSelf<Watched>>(&mut linker, |s| s)?;
-    let pre = TwofoldPre::new(linker.instantiate_pre(loader.component())?)?;
-    let mut store = Store::new(
-        engine,
-        Watched {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
-            storage: SharedStore(w.host.clone()),
-            linear: 0,
-        },
-    );
-    store.limiter(|s| s as &mut dyn ResourceLimiter);
-    // The server's engine sets an epoch deadline on every store; without one any epoch check
-    // would trap at once.
-    store.set_epoch_deadline(u64::MAX);
     let mut out = LinearMemory::default();
-    let bindings = pre.instantiate(&mut store)?;
-    out.steps.push(("instantiated".into(), store.data().linear));
-    let api = bindings.twofold_engine_engine().engine();
-    let handle = match api.call_constructor(&mut store, &world::spec_wit_config())? {
-        Ok(h) => h,
-        Err(e) => wasmtime::bail!("constructor: {}", e.message),
-    };
+    let (mut watching, instantiated) =
+        Watching::new(loader, w.host.clone(), &world::spec_config())?;
+    out.steps.push(("instantiated".into(), instantiated));
     out.steps
-        .push(("engine constructed".into(), store.data().linear));
-    let ctx = wit::Context {
-        ip: crate::targets::IP.into(),
-        user_agent: crate::targets::USER_AGENT.into(),
-    };
+        .push(("engine constructed".into(), watching.linear()));
+    let ctx = Context::new(crate::targets::IP, crate::targets::USER_AGENT);
     w.sync_clock();
-    let status = api.call_status(
-        &mut store,
-        handle,
-        &ctx,
-        &wit::UserRef {
-            user_id: account.user_id.clone(),
-        },
-    )?;
-    if let Err(e) = status {
-        wasmtime::bail!("status: {}", e.message);
-    }
-    out.steps.push(("after status".into(), store.data().linear));
-    let outcome = api.call_sign_in(
-        &mut store,
-        handle,
-        &ctx,
-        &wit::SignIn {
-            email: account.email.clone(),
-            password: account.password.clone(),
-            remember_me: false,
-        },
-    )?;
-    let pending = match outcome {
-        Ok(wit::SignInOutcome::SecondFactorRequired(p)) => p,
+    let user = UserRef {
+        user_id: account.user_id.clone(),
+    };
+    watching.call::<op::Status>(&ctx, &user)?;
+    out.steps.push(("after status".into(), watching.linear()));
+    let sign_in = SignIn {
+        email: account.email.clone(),
+        password: account.password.clone(),
+        remember_me: false,
+    };
+    let pending = match watching.call::<op::SignIn>(&ctx, &sign_in)? {
+        SignInOutcome::SecondFactorRequired(p) => p,
         other => wasmtime::bail!("sign-in: {other:?}"),
     };
     out.steps.push((
         "after sign-in step one (argon2id m=19456 KiB)".into(),
-        store.data().linear,
+        watching.linear(),
     ));
     let options: Value = serde_json::from_str(&pending.options)?;
     let credential = w
         .assertion(&mut account, &options)
         .map_err(wasmtime::Error::msg)?;
-    let done = api.call_sign_in_with_passkey(
-        &mut store,
-        handle,
-        &ctx,
-        &wit::PasskeySignIn {
-            pending_token: pending.pending_token,
-            credential,
-        },
-    )?;
-    if let Err(e) = done {
-        wasmtime::bail!("passkey: {}", e.message);
-    }
+    let finish = PasskeySignIn {
+        pending_token: pending.pending_token,
+        credential,
+    };
+    watching.call::<op::SignInPasskey>(&ctx, &finish)?;
     out.steps
-        .push(("after passkey sign-in".into(), store.data().linear));
+        .push(("after passkey sign-in".into(), watching.linear()));
     Ok(out)
 }
 
@@ -227,29 +269,24 @@ pub fn rss_child(path: &Path) -> wasmtime::Result<()> {
         let (loader, host) = (loader.clone(), host.clone());
         let (start, done) = (start.clone(), done.clone());
         threads.push(std::thread::spawn(move || -> Result<(), String> {
-            let config = world::spec_wit_config();
-            let mut instance = match loader.instantiate(SharedStore(host), &config) {
+            let config = world::spec_config();
+            let mut instance = match loader.instantiate(host, &config) {
                 Ok(Ok(i)) => i,
                 Ok(Err(e)) => return Err(e.message),
                 Err(e) => return Err(format!("{e:#}")),
             };
-            let ctx = wit::Context {
-                ip: "198.51.100.3".into(),
-                user_agent: "rss".into(),
-            };
+            let ctx = Context::new("198.51.100.3", "rss");
             start.wait();
-            let outcome = instance.sign_in(
-                &ctx,
-                &wit::SignIn {
-                    email,
-                    password,
-                    remember_me: false,
-                },
-            );
+            let req = SignIn {
+                email,
+                password,
+                remember_me: false,
+            };
+            let outcome = instance.call::<op::SignIn>(&ctx, &req);
             // Every instance stays alive until all have signed in.
             done.wait();
             match outcome {
-                Ok(Ok(wit::SignInOutcome::SignedIn(_))) => Ok(()),
+                Ok(Ok(SignInOutcome::SignedIn(_))) => Ok(()),
                 other => Err(format!("{other:?}")),
             }
         }));

@@ -16,7 +16,7 @@ use webauthn_rs_core::proto::{
     RegisterPublicKeyCredential, UserVerificationPolicy,
 };
 
-use crate::world::{ORIGIN, RP_ID, RP_NAME};
+use twofold_testkit::{ORIGIN, RP_ID};
 
 /// One argon2id hash with these parameters, as the engine computes it (32-byte output).
 pub struct Argon2Alone {
@@ -74,7 +74,7 @@ impl Verification {
         let e = |e: &dyn std::fmt::Display| e.to_string();
         let origin = Url::parse(ORIGIN).map_err(|x| e(&x))?;
         let core = WebauthnCore::new_unsafe_experts_only(
-            RP_NAME,
+            &crate::world::spec_config().rp_name,
             RP_ID,
             vec![origin],
             Duration::from_secs(300),
