@@ -1113,6 +1113,18 @@ struct worker {
                 twofold_last_error_message());                                        \
     } while (0)
 
+/* Runs `fn` on the worker's engine: whether it answered `want` (and, with `part`, an answer
+   that contains it). */
+static int worker_call(struct worker *w, op_fn fn, const char *args, twofold_status want,
+                       const char *part) {
+    char *out = NULL;
+    size_t out_len = 0;
+    twofold_status got = fn(w->engine, CTX, CTX_LEN, args, strlen(args), &out, &out_len);
+    int held = got == want && (part == NULL || contains(out, part));
+    twofold_string_free(out);
+    return held;
+}
+
 static void *worker_main(void *arg) {
     struct worker *w = arg;
     char email[64], args[256], user_id[128];
@@ -1143,46 +1155,32 @@ static void *worker_main(void *arg) {
         if (w->index % 2 == 0) {
             snprintf(args, sizeof args, "{\"email\": \"%s\", \"password\": \"wrong horse\"}",
                      email);
-            if (twofold_engine_sign_in(w->engine, CTX, CTX_LEN, args, strlen(args), &out,
-                                       &out_len) != TWOFOLD_INVALID_CREDENTIALS) {
+            if (!worker_call(w, twofold_engine_sign_in, args, TWOFOLD_INVALID_CREDENTIALS, NULL)) {
                 WORKER_FAIL(w, "wrong password not refused");
             }
         } else {
             snprintf(args, sizeof args, "{\"user_id\": \"nobody-%d\"}", w->index);
-            if (twofold_engine_status(w->engine, CTX, CTX_LEN, args, strlen(args), &out,
-                                      &out_len) != TWOFOLD_NOT_FOUND) {
+            if (!worker_call(w, twofold_engine_status, args, TWOFOLD_NOT_FOUND, NULL)) {
                 WORKER_FAIL(w, "unknown user not refused");
             }
         }
         snprintf(args, sizeof args, "{\"email\": \"%s\", \"password\": \"correct horse\"}", email);
-        out = NULL;
-        if (twofold_engine_sign_in(w->engine, CTX, CTX_LEN, args, strlen(args), &out, &out_len) !=
-                TWOFOLD_OK ||
-            !contains(out, user_id)) {
+        if (!worker_call(w, twofold_engine_sign_in, args, TWOFOLD_OK, user_id)) {
             WORKER_FAIL(w, "sign in");
         }
-        twofold_string_free(out);
         snprintf(args, sizeof args, "{\"user_id\": \"%s\"}", user_id);
-        out = NULL;
-        if (twofold_engine_status(w->engine, CTX, CTX_LEN, args, strlen(args), &out, &out_len) !=
-                TWOFOLD_OK ||
-            !contains(out, email)) {
+        if (!worker_call(w, twofold_engine_status, args, TWOFOLD_OK, email)) {
             WORKER_FAIL(w, "status");
         }
-        twofold_string_free(out);
         if (twofold_last_error_status() !=
             (w->index % 2 == 0 ? TWOFOLD_INVALID_CREDENTIALS : TWOFOLD_NOT_FOUND)) {
             WORKER_FAIL(w, "last error not own");
         }
     }
     snprintf(args, sizeof args, "{\"user_id\": \"%s\"}", user_id);
-    out = NULL;
-    if (twofold_engine_verify_audit_chain(w->engine, CTX, CTX_LEN, args, strlen(args), &out,
-                                          &out_len) != TWOFOLD_OK ||
-        !contains(out, "\"intact\":true")) {
+    if (!worker_call(w, twofold_engine_verify_audit_chain, args, TWOFOLD_OK, "\"intact\":true")) {
         WORKER_FAIL(w, "verify chain");
     }
-    twofold_string_free(out);
     return NULL;
 }
 

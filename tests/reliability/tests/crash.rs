@@ -600,30 +600,41 @@ fn crash_run(name: &'static str, program: PathBuf, dir: &Path, extra: &[&str]) {
     );
 }
 
-#[test]
-fn sigkill_the_c_host_at_random_points() {
-    if !hosts::available("crash the C host", &hosts::c_host_needs()) {
+/// A crash run of one host in a scratch directory, unless the host is not built.
+fn crash_host(
+    name: &'static str,
+    needs: Vec<(&str, PathBuf, &str)>,
+    program: PathBuf,
+    extra: &[&str],
+) {
+    if !hosts::available(&format!("crash {name}"), &needs) {
         return;
     }
-    let dir = hosts::scratch_dir("crash-c");
-    crash_run("c-sqlite", hosts::c_host_binary(), &dir, &[]);
+    let dir = hosts::scratch_dir(&format!("crash-{name}"));
+    crash_run(name, program, &dir, extra);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
-fn sigkill_the_server_at_random_points() {
-    if !hosts::available("crash the server", &hosts::server_needs()) {
-        return;
-    }
-    let dir = hosts::scratch_dir("crash-server");
-    let component = hosts::component_path().display().to_string();
-    crash_run(
-        "wasmtime-server",
-        hosts::server_binary(),
-        &dir,
-        &["--component", &component],
+fn sigkill_the_c_host_at_random_points() {
+    crash_host(
+        "c-sqlite",
+        hosts::c_host_needs(),
+        hosts::c_host_binary(),
+        &[],
     );
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn sigkill_the_server_at_random_points() {
+    let component = hosts::component_path().display().to_string();
+    let extra = ["--component", component.as_str()];
+    crash_host(
+        "wasmtime-server",
+        hosts::server_needs(),
+        hosts::server_binary(),
+        &extra,
+    );
 }
 
 /// Regression: a driver restarted on the database it kept must go on working. `twofold-server

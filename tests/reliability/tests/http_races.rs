@@ -41,6 +41,12 @@ fn server(name: &str) -> Option<Server> {
     Some(Server::start(&hosts::scratch_dir(name), 8))
 }
 
+/// A server for one race test, with the rounds and clients per round asked for.
+fn race_server(name: &str) -> Option<(Server, usize, usize)> {
+    let rounds = knob("TWOFOLD_RACE_ROUNDS", 3);
+    Some((server(name)?, rounds, knob("TWOFOLD_RACE_CLIENTS", 8)))
+}
+
 fn ok(client: &mut Client, method: &str, path: &str, body: Option<Value>) -> Value {
     let response = client
         .send(method, path, body.as_ref())
@@ -185,13 +191,9 @@ fn exactly_one_success(what: &str, responses: &[Response], losers: &[&str]) {
 #[test]
 fn racing_clients_use_one_backup_code_once() {
     let _turn = one_at_a_time();
-    let Some(s) = server("race-backup-code") else {
+    let Some((s, rounds, n)) = race_server("race-backup-code") else {
         return;
     };
-    let (rounds, n) = (
-        knob("TWOFOLD_RACE_ROUNDS", 3),
-        knob("TWOFOLD_RACE_CLIENTS", 8),
-    );
     let mut owner = s.client();
     let mut auth = Authenticator::new(1);
     let codes = user_with_passkey(&s, &mut owner, "race-code@example.com", &mut auth);
@@ -233,13 +235,9 @@ fn racing_clients_use_one_backup_code_once() {
 #[test]
 fn racing_clients_finish_one_pending_sign_in_once() {
     let _turn = one_at_a_time();
-    let Some(s) = server("race-pending") else {
+    let Some((s, rounds, n)) = race_server("race-pending") else {
         return;
     };
-    let (rounds, n) = (
-        knob("TWOFOLD_RACE_ROUNDS", 3),
-        knob("TWOFOLD_RACE_CLIENTS", 8),
-    );
     let mut owner = s.client();
     let mut auth = Authenticator::new(2);
     user_with_passkey(&s, &mut owner, "race-pending@example.com", &mut auth);
@@ -283,13 +281,9 @@ fn racing_clients_finish_one_pending_sign_in_once() {
 #[test]
 fn racing_clients_register_one_response_once() {
     let _turn = one_at_a_time();
-    let Some(s) = server("race-registration") else {
+    let Some((s, rounds, n)) = race_server("race-registration") else {
         return;
     };
-    let (rounds, n) = (
-        knob("TWOFOLD_RACE_ROUNDS", 3),
-        knob("TWOFOLD_RACE_CLIENTS", 8),
-    );
     let mut owner = s.client();
     ok(
         &mut owner,
