@@ -18,7 +18,7 @@ use crate::driver::Randomness;
 use crate::fixture::FixtureKind;
 use crate::ops::{self, Kind};
 use crate::scenario::{Action, ContextSpec, Expect, RULES, RawPart, Scenario, Step};
-use crate::target::{Connection, Endpoint, ProcessSpec, TargetsFile};
+use crate::target::{Connection, Endpoint, ProcessSpec, StartError, TargetsFile};
 use crate::transcript::{Entry, Transcript, first_difference};
 use crate::values::{Vars, check, resolve, truncate};
 
@@ -270,7 +270,7 @@ pub fn run(opts: &Options) -> Result<Report, String> {
 
     let targets = resolve_targets(opts)?;
     let mut outcomes: Vec<(String, Option<Outcome>)> = Vec::new();
-    let mut runnable: Vec<(usize, String, Endpoint)> = Vec::new();
+    let mut runnable: Vec<(usize, String, Endpoint, bool)> = Vec::new();
     for Resolved {
         name,
         endpoint,
@@ -287,13 +287,14 @@ pub fn run(opts: &Options) -> Result<Report, String> {
         let unavailable = endpoint
             .unavailable()
             .map(|why| format!("{why}{}", build_hint(opts, &name)));
+        let required = opts.require.wants(&name, optional);
         match unavailable {
-            Some(why) if opts.require.wants(&name, optional) => {
+            Some(why) if required => {
                 outcomes.push((name, Some(Outcome::Missing(why))));
             }
             Some(why) => outcomes.push((name, Some(Outcome::Skipped(why)))),
             None => {
-                runnable.push((outcomes.len(), name.clone(), endpoint));
+                runnable.push((outcomes.len(), name.clone(), endpoint, required));
                 outcomes.push((name, None));
             }
         }
@@ -311,23 +312,23 @@ pub fn run(opts: &Options) -> Result<Report, String> {
     // The reference (the first target) runs first; the others then run side by side and are
     // compared with it.
     let mut runnable = runnable.into_iter();
-    let Some((ref_index, ref_name, ref_endpoint)) = runnable.next() else {
+    let Some((ref_index, ref_name, ref_endpoint, _)) = runnable.next() else {
         return Err("the reference target is not available".into());
     };
     if ref_index != 0 {
         return Err("the reference target (the first in targets.toml) is not available".into());
     }
     let (ref_outcome, ref_transcripts) =
-        run_target(opts, &ref_name, &ref_endpoint, &scenarios, None);
+        run_target(opts, &ref_name, &ref_endpoint, true, &scenarios, None);
     outcomes[ref_index].1 = Some(ref_outcome);
     let reference = (ref_name.as_str(), &ref_transcripts);
     let others: Vec<(usize, Outcome)> = std::thread::scope(|scope| {
         let handles: Vec<_> = runnable
-            .map(|(index, name, endpoint)| {
+            .map(|(index, name, endpoint, required)| {
                 let scenarios = &scenarios;
                 scope.spawn(move || {
                     let (outcome, _) =
-                        run_target(opts, &name, &endpoint, scenarios, Some(reference));
+                        run_target(opts, &name, &endpoint, required, scenarios, Some(reference));
                     (index, outcome)
                 })
             })
@@ -428,11 +429,13 @@ fn resolve_targets(opts: &Options) -> Result<Vec<Resolved>, String> {
     Ok(targets)
 }
 
-/// Runs every scenario on one target; answers its outcome and its transcripts.
+/// Runs every scenario on one target; answers its outcome and its transcripts. A target that
+/// cannot be set up on this machine is skipped unless `required`.
 fn run_target(
     opts: &Options,
     name: &str,
     endpoint: &Endpoint,
+    required: bool,
     scenarios: &[Scenario],
     reference: Option<(&str, &HashMap<String, String>)>,
 ) -> (Outcome, HashMap<String, String>) {
@@ -448,8 +451,12 @@ fn run_target(
     // Declared before the connection, so the drivers stop before what they share is torn down.
     let session = match endpoint.start() {
         Ok(session) => session,
-        Err(e) => {
-            let why = format!("cannot set the target up: {e}");
+        Err(StartError::Unavailable(why)) if required => {
+            return (Outcome::Missing(why), transcripts);
+        }
+        Err(StartError::Unavailable(why)) => return (Outcome::Skipped(why), transcripts),
+        Err(StartError::Failed(why)) => {
+            let why = format!("cannot set the target up: {why}");
             return (Outcome::Broken(why), transcripts);
         }
     };

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::driver::{Driver, Randomness, SharedStorage};
-use crate::fixture::{Fixture, FixtureKind};
+use crate::fixture::{Fixture, FixtureError, FixtureKind};
 use crate::ops::{self, Kind, TestOp};
 
 /// `targets.toml`.
@@ -142,19 +142,18 @@ impl Endpoint {
         }
     }
 
-    /// Why the target cannot run here (its program or its fixture is missing), if it cannot.
+    /// Why the target cannot run here (its program is missing), if it cannot.
     pub fn unavailable(&self) -> Option<String> {
         match self {
             Endpoint::InProcess { .. } => None,
             Endpoint::Process(spec) => missing_program(&spec.command, &spec.cwd)
-                .map(|p| format!("{} not found", p.display()))
-                .or_else(|| spec.fixture.and_then(FixtureKind::unavailable)),
+                .map(|p| format!("{} not found", p.display())),
         }
     }
 
     /// Sets up what the target's drivers share for one run (the fixture, the scratch
     /// directory); connections are made from the answer.
-    pub fn start(&self) -> Result<Session, String> {
+    pub fn start(&self) -> Result<Session, StartError> {
         match self {
             Endpoint::InProcess {
                 randomness,
@@ -166,13 +165,18 @@ impl Endpoint {
             Endpoint::Process(spec) => {
                 let scratch = spec.out_dir.join("scratch");
                 if scratch.exists() {
-                    std::fs::remove_dir_all(&scratch)
-                        .map_err(|e| format!("cannot empty {}: {e}", scratch.display()))?;
+                    std::fs::remove_dir_all(&scratch).map_err(|e| {
+                        StartError::Failed(format!("cannot empty {}: {e}", scratch.display()))
+                    })?;
                 }
-                std::fs::create_dir_all(&scratch)
-                    .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+                std::fs::create_dir_all(&scratch).map_err(|e| {
+                    StartError::Failed(format!("cannot create {}: {e}", scratch.display()))
+                })?;
                 let fixture = match spec.fixture {
-                    Some(kind) => Some(kind.start(&spec.out_dir)?),
+                    Some(kind) => Some(kind.start(&spec.out_dir).map_err(|e| match e {
+                        FixtureError::Unavailable(why) => StartError::Unavailable(why),
+                        FixtureError::Failed(why) => StartError::Failed(why),
+                    })?),
                     None => None,
                 };
                 let mut substitutions =
@@ -197,6 +201,15 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Why a target could not be set up for a run.
+#[derive(Debug)]
+pub enum StartError {
+    /// This machine cannot run it (a fixture's programs are not installed).
+    Unavailable(String),
+    /// Setting it up failed.
+    Failed(String),
 }
 
 /// A target set up for a run: what its connections share lives as long as this does.
