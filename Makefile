@@ -5,10 +5,18 @@
 
 COMPONENT := target/wasm32-wasip2/release/twofold_component.wasm
 
-.PHONY: demo test setup component lint test-rust test-c test-c-sqlite test-node test-python test-conformance test-browser
+.PHONY: demo setup-demo test setup component lint test-rust test-c test-c-sqlite test-node test-python test-conformance test-browser
 
-demo: setup component
-	cargo run --release -p twofold-server -- --listen 127.0.0.1:8080 --origin http://localhost:8080 --db twofold.db
+# The demo needs no browser, PostgreSQL or npm: `setup-demo` installs only a C linker and the
+# wasm target. A debug build of the server (wasmtime's optimised build is what makes a release
+# build slow); the compiled component is cached beside the .wasm, so later starts are quick.
+demo: setup-demo component
+	cargo build -p twofold-server
+	@echo "make demo: open http://localhost:8080/ (the address must be exactly this: Ctrl-C stops the server)"
+	target/debug/twofold-server --listen 127.0.0.1:8080 --origin http://localhost:8080 --db twofold.db
+
+setup-demo:
+	@tests/setup.sh demo
 
 test: setup lint component test-c test-c-sqlite test-rust test-node test-python test-conformance test-browser
 	@echo "make test: all checks passed"

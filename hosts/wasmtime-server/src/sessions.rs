@@ -1,12 +1,15 @@
 //! Browser sessions of the HTTP server, kept server-side in the database's `sessions` table
 //! (SQLite or PostgreSQL, beside the engine's keys), so every server process on one database
-//! honours every session.
+//! honours every session. The layout is the Python backend's too (`hosts/python`), so servers
+//! of both languages can share a database.
 //!
-//! The cookie carries a random 256-bit id; the table stores only its SHA-256, so a copy of
-//! the database does not hand out live sessions. A session is either signed in (a user id)
-//! or pending (between sign-in steps one and two: the engine's pending-sign-in token, which
-//! never reaches the browser). Lifetimes here are the host's housekeeping; every sign-in
-//! rule, the pending token's own expiry included, is the engine's.
+//! H1: the table holds no secret. The cookie carries a random 256-bit id and the table keeps
+//! its SHA-256. Between sign-in steps one and two the session is pending: the cookie carries
+//! the id and the engine's pending-sign-in token (`<id>.<token>`; HttpOnly, so no script reads
+//! it) and the table keeps the token's SHA-256, so a copy of the database can neither resume a
+//! session nor finish a sign-in. Each signed-in session records the account's security epoch
+//! (A6). Lifetimes here are the host's housekeeping; every sign-in rule, the pending token's
+//! own expiry included, is the engine's.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -43,8 +46,20 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-fn id_hash(id: &str) -> Vec<u8> {
-    Sha256::digest(id.as_bytes()).to_vec()
+fn sha256_hex(text: &str) -> String {
+    Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Equal without an early exit, so the time taken says nothing about where they differ.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A fresh session id: 32 bytes from the OS CSPRNG, hex.
@@ -54,53 +69,69 @@ fn new_id() -> Result<String, String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The live session with this cookie value, if any.
-pub(crate) fn get(table: &dyn SessionTable, id: &str) -> Result<Option<Session>, String> {
-    let row = table.session(&id_hash(id), now_secs())?;
-    Ok(match row {
-        Some(SessionRow {
-            user_id: Some(user_id),
-            ..
-        }) => Some(Session::SignedIn { user_id }),
-        Some(SessionRow {
-            pending_token: Some(pending_token),
-            ..
-        }) => Some(Session::Pending { pending_token }),
+/// The live session this cookie value stands for, if any.
+pub(crate) fn get(table: &dyn SessionTable, cookie: &str) -> Result<Option<Session>, String> {
+    let (id, token) = match cookie.split_once('.') {
+        Some((id, token)) => (id, Some(token)),
+        None => (cookie, None),
+    };
+    let Some(row) = table.session(&sha256_hex(id), now_secs())? else {
+        return Ok(None);
+    };
+    Ok(match (row.pending_hash, token) {
+        (None, None) => Some(Session::SignedIn {
+            user_id: row.user_id,
+        }),
+        (Some(hash), Some(token)) if same(&hash, &sha256_hex(token)) => Some(Session::Pending {
+            pending_token: token.to_owned(),
+        }),
         _ => None,
     })
 }
 
-/// Starts a session and answers its id (the cookie value).
-pub(crate) fn create(
+/// Starts a signed-in session; answers the cookie value.
+pub(crate) fn sign_in(
     table: &dyn SessionTable,
-    session: &Session,
-    remember_me: bool,
+    user_id: &str,
+    epoch: u64,
+    remember: bool,
+) -> Result<String, String> {
+    let life = if remember { REMEMBERED } else { NOT_REMEMBERED };
+    create(table, user_id, epoch, remember, None, life)
+}
+
+/// Starts a pending sign-in; answers the cookie value (`<id>.<token>`).
+pub(crate) fn pend(table: &dyn SessionTable, pending_token: &str) -> Result<String, String> {
+    // The engine's token is `<user id>.<random>`; the row names the user like any other.
+    let user_id = pending_token.split('.').next().unwrap_or_default();
+    let id = create(table, user_id, 0, false, Some(pending_token), PENDING)?;
+    Ok(format!("{id}.{pending_token}"))
+}
+
+fn create(
+    table: &dyn SessionTable,
+    user_id: &str,
+    epoch: u64,
+    remember: bool,
+    pending_token: Option<&str>,
+    life: Duration,
 ) -> Result<String, String> {
     let id = new_id()?;
     let now = now_secs();
-    let row = match session {
-        Session::SignedIn { user_id } => SessionRow {
-            user_id: Some(user_id.clone()),
-            pending_token: None,
-            remember_me,
-            expires_at: now.saturating_add(secs(if remember_me {
-                REMEMBERED
-            } else {
-                NOT_REMEMBERED
-            })),
-        },
-        Session::Pending { pending_token } => SessionRow {
-            user_id: None,
-            pending_token: Some(pending_token.clone()),
-            remember_me,
-            expires_at: now.saturating_add(secs(PENDING)),
-        },
+    let row = SessionRow {
+        user_id: user_id.to_owned(),
+        epoch,
+        remember,
+        pending_hash: pending_token.map(sha256_hex),
+        created_at: now,
+        expires_at: now.saturating_add(secs(life)),
     };
-    table.insert_session(&id_hash(&id), &row, now)?;
+    table.insert_session(&sha256_hex(&id), &row, now)?;
     Ok(id)
 }
 
-/// Ends the session with this cookie value (nothing happens if there is none).
-pub(crate) fn delete(table: &dyn SessionTable, id: &str) -> Result<(), String> {
-    table.delete_session(&id_hash(id))
+/// Ends the session this cookie value stands for (nothing happens if there is none).
+pub(crate) fn end(table: &dyn SessionTable, cookie: &str) -> Result<(), String> {
+    let id = cookie.split('.').next().unwrap_or_default();
+    table.delete_session(&sha256_hex(id))
 }

@@ -638,6 +638,9 @@ fn the_web_ui_is_served_with_a_strict_policy() {
     let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/web/index.html"))
         .expect("web/index.html");
     assert_eq!(index.body, on_disk);
+    let icon = b.send("GET", "/favicon.ico", None);
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("content-type"), Some("image/x-icon"));
     assert_eq!(b.send("GET", "/nope.html", None).status, 404);
     assert_eq!(b.send("GET", "/../Cargo.toml", None).status, 404);
     server.shutdown().expect("a clean stop");

@@ -1,7 +1,6 @@
-//! The SQLite storage against the contract of `twofold_proto::Storage`: versions from 1, commits all
-//! or nothing, conflicts when an expectation fails, byte-ordered prefix scans, durability
-//! across connections; and the engine over it, where two racing processes' worth of
-//! connections never both consume one backup code.
+//! The SQLite storage against the contract of `twofold_proto::Storage` (the shared suite, each
+//! handle its own connection to one file), WAL mode and durability across connections; and
+//! the engine over it, where several connections racing never both consume one backup code.
 
 mod common;
 
@@ -9,8 +8,8 @@ use std::sync::{Arc, Barrier};
 
 use twofold_server::proto::ops::op;
 use twofold_server::proto::{
-    BackupCodeSignIn, Context, CreateAccount, EngineError, Entry, ErrorCode, Expect,
-    FinishRegistration, HostError, SignIn, SignInOutcome, StartRegistration, Storage, Write,
+    BackupCodeSignIn, Context, CreateAccount, EngineError, ErrorCode, Expect, FinishRegistration,
+    HostError, SignIn, SignInOutcome, StartRegistration, Storage, Write,
 };
 use twofold_server::store::sqlite::SqliteStorage;
 use twofold_testkit::ORIGIN;
@@ -38,10 +37,6 @@ fn ok<T>(answer: wasmtime::Result<Result<T, EngineError>>) -> T {
         Ok(Err(e)) => panic!("{:?}: {}", e.code, e.message),
         Err(trap) => panic!("trap: {trap:?}"),
     }
-}
-
-fn keys(entries: Vec<Entry>) -> Vec<String> {
-    entries.into_iter().map(|e| e.key).collect()
 }
 
 fn all(s: &SqliteStorage) -> Vec<(String, String, u64)> {
@@ -121,75 +116,12 @@ fn versions_count_from_one_and_commits_are_all_or_nothing() {
 }
 
 #[test]
-fn scans_are_byte_ordered_prefix_runs() {
-    let s = SqliteStorage::open_in_memory().expect("open");
-    for key in ["p/1", "p/2", "p/3", "p0", "q/1", "o/9", "p/é", "p/\u{7f}"] {
-        s.commit(&[put(key, "v", Expect::Absent)]).expect("insert");
-    }
-    let scan = |s: &SqliteStorage, prefix: &str, after: Option<&str>, limit| {
-        keys(s.scan(prefix, after, limit).expect("scan"))
-    };
-    assert_eq!(
-        scan(&s, "p/", None, 10),
-        ["p/1", "p/2", "p/3", "p/\u{7f}", "p/é"]
-    );
-    assert_eq!(scan(&s, "p/", Some("p/1"), 2), ["p/2", "p/3"]);
-    assert_eq!(scan(&s, "p/", Some("a"), 10).len(), 5);
-    assert!(scan(&s, "p/", Some("p/é"), 10).is_empty());
-    assert!(scan(&s, "p/", Some("z"), 10).is_empty());
-    assert!(scan(&s, "p/", None, 0).is_empty());
-    assert!(scan(&s, "x", None, 10).is_empty());
-    assert_eq!(scan(&s, "", None, 3), ["o/9", "p/1", "p/2"]);
-}
-
-#[test]
-fn racing_writers_on_one_file_never_both_win() {
-    let dir = common::scratch_dir("sqlite-race");
+fn the_storage_contract_holds_with_a_connection_per_handle() {
+    let dir = common::scratch_dir("sqlite-suite");
     let path = dir.join("kv.db");
-    let first = SqliteStorage::open(&path).expect("open");
-    first
-        .commit(&[put("counter", "0", Expect::Absent)])
-        .expect("insert");
-    drop(first);
-
-    // Each thread has its own connection and adds 1, twenty times, re-reading on conflict.
-    const THREADS: usize = 4;
-    const ADDS: u64 = 20;
-    let barrier = Arc::new(Barrier::new(THREADS));
-    let threads: Vec<_> = (0..THREADS)
-        .map(|_| {
-            let path = path.clone();
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                let s = SqliteStorage::open(&path).expect("open");
-                barrier.wait();
-                let mut conflicts = 0;
-                for _ in 0..ADDS {
-                    loop {
-                        let current = s.get("counter").expect("get").expect("present");
-                        let n: u64 = current.value.parse().expect("a number");
-                        match s.commit(&[put(
-                            "counter",
-                            &(n + 1).to_string(),
-                            Expect::Version(current.version),
-                        )]) {
-                            Ok(()) => break,
-                            Err(HostError::Conflict) => conflicts += 1,
-                            Err(e) => panic!("{e:?}"),
-                        }
-                    }
-                }
-                conflicts
-            })
-        })
-        .collect();
-    let conflicts: usize = threads.into_iter().map(|t| t.join().expect("thread")).sum();
-    let s = SqliteStorage::open(&path).expect("open");
-    let counter = s.get("counter").expect("get").expect("present");
-    let total = THREADS as u64 * ADDS;
-    assert_eq!(counter.value, total.to_string());
-    assert_eq!(counter.version, total + 1);
-    eprintln!("{conflicts} conflicts re-run");
+    twofold_storage_testkit::check_storage_contract(&|| {
+        Box::new(SqliteStorage::open(&path).expect("open"))
+    });
     let _ = std::fs::remove_dir_all(dir);
 }
 

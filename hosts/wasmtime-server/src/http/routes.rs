@@ -139,20 +139,33 @@ impl Call<'_> {
         }
     }
 
-    /// Replaces whatever session the request had with `session`: its `Set-Cookie`.
-    fn start_session(&mut self, session: &Session, remember_me: bool) -> Result<String, ApiError> {
+    /// Replaces whatever session the request had with a signed-in one: its `Set-Cookie`.
+    fn signed_in(&mut self, user_id: &str, epoch: u64, remember: bool) -> Result<String, ApiError> {
+        let backend = self.end_old_session()?;
+        let id =
+            sessions::sign_in(&*backend, user_id, epoch, remember).map_err(ApiError::storage)?;
+        Ok(cookies::set(self.site.secure, &id, remember))
+    }
+
+    /// Replaces whatever session the request had with a pending sign-in: its `Set-Cookie`.
+    fn pending(&mut self, pending_token: &str) -> Result<String, ApiError> {
+        let backend = self.end_old_session()?;
+        let id = sessions::pend(&*backend, pending_token).map_err(ApiError::storage)?;
+        Ok(cookies::set(self.site.secure, &id, false))
+    }
+
+    fn end_old_session(&mut self) -> Result<std::sync::Arc<dyn crate::store::Backend>, ApiError> {
         let backend = self.worker.backend()?;
         if let Some(old) = &self.req.session {
-            sessions::delete(&*backend, old).map_err(ApiError::storage)?;
+            sessions::end(&*backend, old).map_err(ApiError::storage)?;
         }
-        let id = sessions::create(&*backend, session, remember_me).map_err(ApiError::storage)?;
-        Ok(cookies::set(self.site.secure, &id, remember_me))
+        Ok(backend)
     }
 
     /// Ends the request's session: the `Set-Cookie` that clears it.
     fn end_session(&mut self) -> Result<String, ApiError> {
         if let Some(old) = &self.req.session {
-            sessions::delete(&*self.worker.backend()?, old).map_err(ApiError::storage)?;
+            sessions::end(&*self.worker.backend()?, old).map_err(ApiError::storage)?;
         }
         Ok(cookies::clear(self.site.secure))
     }
@@ -281,12 +294,11 @@ struct SecondFactorReply<'a> {
 fn signup(c: &mut Call) -> Result<Reply, ApiError> {
     let req = c.body()?;
     let created = c.call::<op::CreateAccount>(&req)?;
-    let cookie = c.start_session(
-        &Session::SignedIn {
-            user_id: created.user_id,
-        },
-        false,
-    )?;
+    // The new account's security epoch, for the session (A6).
+    let status = c.call::<op::Status>(&UserRef {
+        user_id: created.user_id.clone(),
+    })?;
+    let cookie = c.signed_in(&created.user_id, status.security_epoch, false)?;
     Ok(Reply::ok(&serde_json::json!({
         "status": "signed_in",
         "remember_me": false,
@@ -299,12 +311,7 @@ fn signin(c: &mut Call) -> Result<Reply, ApiError> {
     let req = c.body()?;
     match c.call::<op::SignIn>(&req)? {
         SignInOutcome::SignedIn(s) => {
-            let cookie = c.start_session(
-                &Session::SignedIn {
-                    user_id: s.user_id.clone(),
-                },
-                s.remember_me,
-            )?;
+            let cookie = c.signed_in(&s.user_id, s.security_epoch, s.remember_me)?;
             Ok(Reply::ok(&SignedInReply::from(&s)).with_cookies(vec![cookie]))
         }
         SignInOutcome::SecondFactorRequired(s) => {
@@ -312,12 +319,7 @@ fn signin(c: &mut Call) -> Result<Reply, ApiError> {
                 status: "second_factor_required",
                 options: &s.options,
             });
-            let cookie = c.start_session(
-                &Session::Pending {
-                    pending_token: s.pending_token.clone(),
-                },
-                false,
-            )?;
+            let cookie = c.pending(&s.pending_token)?;
             Ok(reply.with_cookies(vec![cookie]))
         }
     }
@@ -339,12 +341,7 @@ fn pending_token(c: &mut Call) -> Result<String, ApiError> {
 fn second_step(c: &mut Call, outcome: Result<SignedIn, ApiError>) -> Result<Reply, ApiError> {
     match outcome {
         Ok(s) => {
-            let cookie = c.start_session(
-                &Session::SignedIn {
-                    user_id: s.user_id.clone(),
-                },
-                s.remember_me,
-            )?;
+            let cookie = c.signed_in(&s.user_id, s.security_epoch, s.remember_me)?;
             Ok(Reply::ok(&SignedInReply::from(&s)).with_cookies(vec![cookie]))
         }
         Err(e) if e.error.code == ErrorCode::Expired => {

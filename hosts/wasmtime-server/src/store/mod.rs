@@ -14,28 +14,35 @@ use twofold_proto::Storage;
 pub mod postgres;
 pub mod sqlite;
 
-/// A session as stored: a signed-in user, or a pending sign-in's token.
+/// A session as stored. Nothing in it is a secret (H1): the cookie's id and a pending
+/// sign-in's token are kept only as SHA-256 hashes. The layout is shared with the Python
+/// backend (`hosts/python`), so servers of both languages serve one database.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionRow {
-    /// Set when signed in.
-    pub user_id: Option<String>,
-    /// Set between sign-in steps one and two.
-    pub pending_token: Option<String>,
+    /// The account (for a pending sign-in, the user id the engine's token names).
+    pub user_id: String,
+    /// The account's security epoch when the session was made (A6, H2); 0 while pending.
+    pub epoch: u64,
     /// Whether the user asked to stay signed in.
-    pub remember_me: bool,
+    pub remember: bool,
+    /// Between sign-in steps one and two: the SHA-256 (hex) of the engine's pending token,
+    /// which only the browser's cookie holds.
+    pub pending_hash: Option<String>,
+    /// Seconds since the Unix epoch.
+    pub created_at: i64,
     /// Seconds since the Unix epoch after which the session is gone.
     pub expires_at: i64,
 }
 
-/// The server's session table, keyed by the SHA-256 of the cookie's id. Errors are messages
-/// for the log (they name no data).
+/// The server's session table, keyed by the SHA-256 (hex) of the cookie's id. Errors are
+/// messages for the log (they name no data).
 pub trait SessionTable {
     /// The session whose id hashes to `id_hash`, if it has not expired by `now`.
-    fn session(&self, id_hash: &[u8], now: i64) -> Result<Option<SessionRow>, String>;
+    fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRow>, String>;
     /// Stores a new session, sweeping those expired by `now` on the way.
-    fn insert_session(&self, id_hash: &[u8], row: &SessionRow, now: i64) -> Result<(), String>;
+    fn insert_session(&self, id_hash: &str, row: &SessionRow, now: i64) -> Result<(), String>;
     /// Ends a session (nothing happens if there is none).
-    fn delete_session(&self, id_hash: &[u8]) -> Result<(), String>;
+    fn delete_session(&self, id_hash: &str) -> Result<(), String>;
 }
 
 /// One connection to the server's database: the engine's storage and the session table.

@@ -72,13 +72,15 @@ const MIGRATIONS: &[&str] = &[
          value text NOT NULL,
          version bigint NOT NULL CHECK (version >= 1)
      )",
-    // 2: the server's sessions (see `crate::sessions`), in the same database so that every
-    // server process honours every session.
+    // 2: the sample servers' sessions (`crate::sessions`; the Python backend's too, so one
+    // database serves both), in the same database so that every server honours every session.
     "CREATE TABLE IF NOT EXISTS sessions (
-         id_hash bytea PRIMARY KEY,
-         user_id text,
-         pending_token text,
-         remember_me boolean NOT NULL,
+         id_hash text PRIMARY KEY,
+         user_id text NOT NULL,
+         epoch bigint NOT NULL,
+         remember boolean NOT NULL,
+         pending_hash text,
+         created_at bigint NOT NULL,
          expires_at bigint NOT NULL
      );
      CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at)",
@@ -106,11 +108,12 @@ const INSERT: &str =
 const UPDATE: &str = "UPDATE kv SET value = $2, version = $4 WHERE key = $1 AND version = $3";
 const DELETE_VERSION: &str = "DELETE FROM kv WHERE key = $1 AND version = $2";
 const DELETE_KEY: &str = "DELETE FROM kv WHERE key = $1";
-const SESSION_GET: &str = "SELECT user_id, pending_token, remember_me, expires_at FROM sessions
-     WHERE id_hash = $1 AND expires_at > $2";
+const SESSION_GET: &str = "SELECT user_id, epoch, remember, pending_hash, created_at, expires_at
+     FROM sessions WHERE id_hash = $1 AND expires_at > $2";
 const SESSION_SWEEP: &str = "DELETE FROM sessions WHERE expires_at <= $1";
 const SESSION_INSERT: &str = "INSERT INTO sessions
-     (id_hash, user_id, pending_token, remember_me, expires_at) VALUES ($1, $2, $3, $4, $5)";
+     (id_hash, user_id, epoch, remember, pending_hash, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 const SESSION_DELETE: &str = "DELETE FROM sessions WHERE id_hash = $1";
 /// One round trip that opens the transaction and names it, so that a commit whose connection
 /// breaks can later be looked up with `pg_xact_status`.
@@ -404,7 +407,6 @@ impl Session {
         // Types given, not inferred, so every statement is exactly what the SQL above says.
         const T: Type = Type::TEXT;
         const I: Type = Type::INT8;
-        const B: Type = Type::BYTEA;
         Ok(Session {
             get: client.prepare_typed(GET, &[T])?,
             scan_from: client.prepare_typed(SCAN_FROM, &[T, I])?,
@@ -415,10 +417,11 @@ impl Session {
             update: client.prepare_typed(UPDATE, &[T, T, I, I])?,
             delete_version: client.prepare_typed(DELETE_VERSION, &[T, I])?,
             delete_key: client.prepare_typed(DELETE_KEY, &[T])?,
-            session_get: client.prepare_typed(SESSION_GET, &[B, I])?,
+            session_get: client.prepare_typed(SESSION_GET, &[T, I])?,
             session_sweep: client.prepare_typed(SESSION_SWEEP, &[I])?,
-            session_insert: client.prepare_typed(SESSION_INSERT, &[B, T, T, Type::BOOL, I])?,
-            session_delete: client.prepare_typed(SESSION_DELETE, &[B])?,
+            session_insert: client
+                .prepare_typed(SESSION_INSERT, &[T, T, I, Type::BOOL, T, I, I])?,
+            session_delete: client.prepare_typed(SESSION_DELETE, &[T])?,
             client,
         })
     }
@@ -616,23 +619,31 @@ impl PostgresStorage {
 }
 
 impl SessionTable for PostgresStorage {
-    fn session(&self, id_hash: &[u8], now: i64) -> Result<Option<SessionRow>, String> {
+    fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRow>, String> {
         let row = self.run(true, |s| {
             s.client.query_opt(&s.session_get, &[&id_hash, &now])
         })?;
-        row.map(|row| {
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let read = || -> Result<SessionRow, postgres::Error> {
+            let epoch: i64 = row.try_get(1)?;
             Ok(SessionRow {
                 user_id: row.try_get(0)?,
-                pending_token: row.try_get(1)?,
-                remember_me: row.try_get(2)?,
-                expires_at: row.try_get(3)?,
+                epoch: u64::try_from(epoch).unwrap_or(0),
+                remember: row.try_get(2)?,
+                pending_hash: row.try_get(3)?,
+                created_at: row.try_get(4)?,
+                expires_at: row.try_get(5)?,
             })
-        })
-        .transpose()
-        .map_err(|e: postgres::Error| format!("postgres: {}", describe(&e)))
+        };
+        read()
+            .map(Some)
+            .map_err(|e| format!("postgres: {}", describe(&e)))
     }
 
-    fn insert_session(&self, id_hash: &[u8], row: &SessionRow, now: i64) -> Result<(), String> {
+    fn insert_session(&self, id_hash: &str, row: &SessionRow, now: i64) -> Result<(), String> {
+        let epoch = i64::try_from(row.epoch).unwrap_or(i64::MAX);
         self.run(false, |s| {
             s.client.execute(&s.session_sweep, &[&now])?;
             s.client.execute(
@@ -640,8 +651,10 @@ impl SessionTable for PostgresStorage {
                 &[
                     &id_hash,
                     &row.user_id,
-                    &row.pending_token,
-                    &row.remember_me,
+                    &epoch,
+                    &row.remember,
+                    &row.pending_hash,
+                    &row.created_at,
                     &row.expires_at,
                 ],
             )
@@ -649,7 +662,7 @@ impl SessionTable for PostgresStorage {
         .map(drop)
     }
 
-    fn delete_session(&self, id_hash: &[u8]) -> Result<(), String> {
+    fn delete_session(&self, id_hash: &str) -> Result<(), String> {
         self.run(false, |s| s.client.execute(&s.session_delete, &[&id_hash]))
             .map(drop)
     }

@@ -25,10 +25,12 @@ const SCHEMA: &str = "
         version INTEGER NOT NULL CHECK (version >= 1)
     ) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS sessions (
-        id_hash BLOB PRIMARY KEY NOT NULL,
-        user_id TEXT,
-        pending_token TEXT,
-        remember_me INTEGER NOT NULL,
+        id_hash TEXT PRIMARY KEY NOT NULL,
+        user_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        remember INTEGER NOT NULL,
+        pending_hash TEXT,
+        created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS sessions_expires_at ON sessions (expires_at);
@@ -68,6 +70,16 @@ impl SqliteStorage {
     }
 
     fn init(conn: Connection) -> rusqlite::Result<SqliteStorage> {
+        // Sessions of an earlier layout (a pending token kept in the clear) are dropped:
+        // their users sign in again.
+        let old_layout: bool = conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('sessions') WHERE name = 'pending_token'",
+            [],
+            |row| row.get(0),
+        )?;
+        if old_layout {
+            conn.execute_batch("DROP TABLE sessions")?;
+        }
         conn.execute_batch(SCHEMA)?;
         Ok(SqliteStorage {
             conn: Arc::new(Mutex::new(conn)),
@@ -219,18 +231,20 @@ fn sessions_error(e: rusqlite::Error) -> String {
 }
 
 impl SessionTable for SqliteStorage {
-    fn session(&self, id_hash: &[u8], now: i64) -> Result<Option<SessionRow>, String> {
+    fn session(&self, id_hash: &str, now: i64) -> Result<Option<SessionRow>, String> {
         self.lock()
             .query_row(
-                "SELECT user_id, pending_token, remember_me, expires_at FROM sessions
-                 WHERE id_hash = ?1 AND expires_at > ?2",
+                "SELECT user_id, epoch, remember, pending_hash, created_at, expires_at
+                 FROM sessions WHERE id_hash = ?1 AND expires_at > ?2",
                 params![id_hash, now],
                 |row| {
                     Ok(SessionRow {
                         user_id: row.get(0)?,
-                        pending_token: row.get(1)?,
-                        remember_me: row.get(2)?,
-                        expires_at: row.get(3)?,
+                        epoch: u64::try_from(row.get::<_, i64>(1)?).unwrap_or(0),
+                        remember: row.get(2)?,
+                        pending_hash: row.get(3)?,
+                        created_at: row.get(4)?,
+                        expires_at: row.get(5)?,
                     })
                 },
             )
@@ -238,18 +252,21 @@ impl SessionTable for SqliteStorage {
             .map_err(sessions_error)
     }
 
-    fn insert_session(&self, id_hash: &[u8], row: &SessionRow, now: i64) -> Result<(), String> {
+    fn insert_session(&self, id_hash: &str, row: &SessionRow, now: i64) -> Result<(), String> {
         let conn = self.lock();
         conn.execute("DELETE FROM sessions WHERE expires_at <= ?1", params![now])
             .map_err(sessions_error)?;
         conn.execute(
-            "INSERT INTO sessions (id_hash, user_id, pending_token, remember_me, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO sessions
+             (id_hash, user_id, epoch, remember, pending_hash, created_at, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 id_hash,
                 row.user_id,
-                row.pending_token,
-                row.remember_me,
+                i64::try_from(row.epoch).unwrap_or(i64::MAX),
+                row.remember,
+                row.pending_hash,
+                row.created_at,
                 row.expires_at
             ],
         )
@@ -257,7 +274,7 @@ impl SessionTable for SqliteStorage {
         .map_err(sessions_error)
     }
 
-    fn delete_session(&self, id_hash: &[u8]) -> Result<(), String> {
+    fn delete_session(&self, id_hash: &str) -> Result<(), String> {
         self.lock()
             .execute("DELETE FROM sessions WHERE id_hash = ?1", params![id_hash])
             .map(drop)
