@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use common::client::{Answer, Client};
+use common::client::{Answer, Client, PASSWORD, ok, pending, sign_in, user_with_passkey};
 use common::process::ServerProcess;
 use serde_json::{Value, json};
 use twofold_reliability::rng::Rng;
@@ -32,8 +32,6 @@ use twofold_reliability::{Snapshot, invariants};
 use twofold_server::proto::Versioned;
 use twofold_testkit::ORIGIN;
 use twofold_testkit::authenticator::{Authenticator, Tweaks};
-
-const PASSWORD: &str = "correct horse battery staple";
 
 /// These tests measure several server processes on two cores, so they take turns.
 fn one_at_a_time() -> MutexGuard<'static, ()> {
@@ -83,69 +81,6 @@ fn pg_snapshot(url: &str) -> Snapshot {
             )
         })
         .collect::<BTreeMap<_, _>>()
-}
-
-/// A request that must answer 200: its body.
-fn ok(client: &mut Client, method: &str, path: &str, body: Option<Value>) -> Value {
-    let answer = client
-        .send(method, path, body.as_ref())
-        .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", client.addr));
-    assert_eq!(answer.status, 200, "{method} {path}: {}", answer.body);
-    answer.body
-}
-
-/// Signs up (the client is then signed in) and registers a first passkey: the backup codes.
-fn user_with_passkey(client: &mut Client, email: &str, auth: &mut Authenticator) -> Vec<String> {
-    ok(
-        client,
-        "POST",
-        "/api/signup",
-        Some(json!({ "email": email, "password": PASSWORD })),
-    );
-    let options = ok(
-        client,
-        "POST",
-        "/api/passkeys/registration/start",
-        Some(json!({ "name": "Laptop", "password": PASSWORD })),
-    )["options"]
-        .clone();
-    let credential = auth
-        .register(&options, ORIGIN, &Tweaks::default())
-        .expect("the authenticator registers");
-    let registered = ok(
-        client,
-        "POST",
-        "/api/passkeys/registration/finish",
-        Some(json!({ "credential": credential })),
-    );
-    serde_json::from_value(registered["backup_codes"].clone()).expect("the first passkey's codes")
-}
-
-/// Step one with a fresh session: the request options.
-fn pending(client: &mut Client, email: &str) -> Value {
-    client.cookie = None;
-    let answer = ok(
-        client,
-        "POST",
-        "/api/signin",
-        Some(json!({ "email": email, "password": PASSWORD })),
-    );
-    assert_eq!(answer["status"], "second_factor_required", "{answer}");
-    answer["options"].clone()
-}
-
-/// A complete two-step sign-in with the passkey.
-fn sign_in(client: &mut Client, email: &str, auth: &mut Authenticator) {
-    let options = pending(client, email);
-    let assertion = auth
-        .authenticate(&options, ORIGIN, &Tweaks::default())
-        .expect("the authenticator signs");
-    ok(
-        client,
-        "POST",
-        "/api/signin/passkey",
-        Some(json!({ "credential": assertion })),
-    );
 }
 
 /// Sends one request from each client at one moment; the answers, in client order.

@@ -8,7 +8,12 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
+use twofold_testkit::ORIGIN;
+use twofold_testkit::authenticator::{Authenticator, Tweaks};
+
+/// The password of every test account.
+pub const PASSWORD: &str = "correct horse battery staple";
 
 /// The longest a request may take before it counts as failed.
 const TIMEOUT: Duration = Duration::from_secs(60);
@@ -141,4 +146,72 @@ impl Client {
             body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
         })
     }
+}
+
+/// A request that must answer 200: its body.
+pub fn ok(client: &mut Client, method: &str, path: &str, body: Option<Value>) -> Value {
+    let answer = client
+        .send(method, path, body.as_ref())
+        .unwrap_or_else(|e| panic!("{method} {path} on {}: {e}", client.addr));
+    assert_eq!(answer.status, 200, "{method} {path}: {}", answer.body);
+    answer.body
+}
+
+/// Signs up (the client is then signed in) and registers a first passkey on `device`: the
+/// backup codes.
+pub fn user_with_passkey(
+    client: &mut Client,
+    email: &str,
+    device: &mut Authenticator,
+) -> Vec<String> {
+    ok(
+        client,
+        "POST",
+        "/api/signup",
+        Some(json!({ "email": email, "password": PASSWORD })),
+    );
+    let options = ok(
+        client,
+        "POST",
+        "/api/passkeys/registration/start",
+        Some(json!({ "name": "Laptop", "password": PASSWORD })),
+    )["options"]
+        .clone();
+    let credential = device
+        .register(&options, ORIGIN, &Tweaks::default())
+        .expect("the authenticator registers");
+    let registered = ok(
+        client,
+        "POST",
+        "/api/passkeys/registration/finish",
+        Some(json!({ "credential": credential })),
+    );
+    serde_json::from_value(registered["backup_codes"].clone()).expect("the first passkey's codes")
+}
+
+/// Step one with a fresh session: the request options.
+pub fn pending(client: &mut Client, email: &str) -> Value {
+    client.cookie = None;
+    let answer = ok(
+        client,
+        "POST",
+        "/api/signin",
+        Some(json!({ "email": email, "password": PASSWORD })),
+    );
+    assert_eq!(answer["status"], "second_factor_required", "{answer}");
+    answer["options"].clone()
+}
+
+/// A complete two-step sign-in with the passkey on `device`.
+pub fn sign_in(client: &mut Client, email: &str, device: &mut Authenticator) {
+    let options = pending(client, email);
+    let assertion = device
+        .authenticate(&options, ORIGIN, &Tweaks::default())
+        .expect("the authenticator signs");
+    ok(
+        client,
+        "POST",
+        "/api/signin/passkey",
+        Some(json!({ "credential": assertion })),
+    );
 }
